@@ -1,0 +1,76 @@
+"""Configuration by flags and environment (pydantic-settings).
+
+Every setting reads ``NEWSSTREAM_<NAME>``; the Kafka bootstrap address also
+reads the conventional ``KAFKA_BOOTSTRAP_SERVERS``. CLI flags override both.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NEWSSTREAM_", extra="ignore", populate_by_name=True)
+
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("NEWSSTREAM_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
+        description="host:port[,host:port]; unset means 'start the embedded broker' where a command can.",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_idempotence: Literal["auto", "on", "off"] = Field(
+        default="auto", description="'auto': idempotent producer where the broker supports it (Apache Kafka does)."
+    )
+
+    partitions: int = Field(default=4, ge=1, description="Partitions of raw and enriched topics.")
+    replication_factor: int = Field(default=1, ge=1)
+
+    # Group timings: Kafka's defaults make a new consumer wait ~30 s for its
+    # first assignment; these keep start-up at a few seconds and are still
+    # safe for production-sized batches.
+    session_timeout_s: float = 10.0
+    rebalance_timeout_s: float = 10.0
+    heartbeat_interval_s: float = 1.0
+    fetch_max_wait_ms: int = 100
+
+    worker_app_id: str = "newsstream-worker"
+    worker_batch_size: int = Field(default=500, ge=1)
+    worker_batch_within_s: float = 0.2
+    dedup_window_hours: float = Field(default=48.0, gt=0, description="How long a content hash is remembered.")
+
+    store_url: str = Field(default="sqlite:///.newsstream/newsstream.sqlite")
+    sink_group_id: str = "newsstream-sink"
+    sink_batch_size: int = Field(default=500, ge=1)
+    sink_batch_wait_ms: int = 200
+
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = Field(default=9300, ge=0, le=65535)
+    log_level: str = "info"
+    log_format: Literal["json", "console"] = "console"
+
+    def kafka_client_kwargs(self) -> dict[str, object]:
+        """Security settings for aiokafka clients (producer, consumer, admin)."""
+        kwargs: dict[str, object] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_sasl_mechanism:
+            kwargs.update(
+                sasl_mechanism=self.kafka_sasl_mechanism,
+                sasl_plain_username=self.kafka_sasl_username,
+                sasl_plain_password=self.kafka_sasl_password,
+            )
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            kwargs["ssl_context"] = create_ssl_context(cafile=self.kafka_ssl_cafile)
+        return kwargs
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with non-None overrides (CLI flags) on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
