@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = 100
 
     worker_app_id: str = "newsstream-worker"
+    worker_datadir: str = Field(default=".newsstream/worker-data", description="faust's local state directory.")
     worker_batch_size: int = Field(default=500, ge=1)
     worker_batch_within_s: float = 0.2
     dedup_window_hours: float = Field(default=48.0, gt=0, description="How long a content hash is remembered.")

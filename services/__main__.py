@@ -1,0 +1,3 @@
+from newsstream.cli import app
+
+app()

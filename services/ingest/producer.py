@@ -1,0 +1,142 @@
+"""The ingest service's Kafka shell: validated raw events onto the raw topics.
+
+Every event is keyed by its stable id, so a partition holds all versions of
+an item in order and re-ingesting is idempotent downstream. Input that fails
+validation goes to the dead-letter topic with its reason; it never stops the
+producer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from aiokafka import AIOKafkaProducer
+
+from newsstream.core import metrics, topics, wire
+from newsstream.core.config import Settings
+from newsstream.core.kafka import ensure_topics, start_producer
+from newsstream.core.models import DeadLetter, RawArticle, RawTickerItem
+from newsstream.ingest.events import event_from_json_line, events_from_page_text, read_jsonl
+
+log = logging.getLogger(__name__)
+
+SERVICE = "ingest"
+
+
+@dataclass
+class IngestReport:
+    emitted: Counter[str] = field(default_factory=Counter)  # by kind
+    dead_letters: Counter[str] = field(default_factory=Counter)  # by reason
+    dead_letter_refs: list[str] = field(default_factory=list)
+
+    @property
+    def total_emitted(self) -> int:
+        return sum(self.emitted.values())
+
+    @property
+    def total_dead_letters(self) -> int:
+        return sum(self.dead_letters.values())
+
+    def summary(self) -> str:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(self.emitted.items())) or "nothing"
+        text = f"emitted {kinds}"
+        if self.dead_letters:
+            reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(self.dead_letters.items()))
+            text += f"; {self.total_dead_letters} dead letter(s): {reasons}"
+        return text
+
+
+class RawEventProducer:
+    """Async context manager: ``async with RawEventProducer(settings) as p: await p.emit(event)``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.report = IngestReport()
+        self._producer: AIOKafkaProducer | None = None
+
+    async def __aenter__(self) -> "RawEventProducer":
+        await ensure_topics(self.settings)
+        self._producer = await start_producer(self.settings)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._producer is not None:
+            await self._producer.flush()
+            await self._producer.stop()
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        assert self._producer is not None, "use RawEventProducer as an async context manager"
+        return self._producer
+
+    async def emit(self, event: RawArticle | RawTickerItem) -> None:
+        topic = topics.RAW_TOPIC_BY_KIND[event.kind]
+        # send() only buffers; delivery is confirmed by flush() on exit, and a
+        # failed delivery raises there instead of passing silently.
+        await self.producer.send(topic, wire.dumps(event), key=event.id.encode())
+        metrics.ITEMS_OUT.labels(SERVICE, topic).inc()
+        self.report.emitted[event.kind] += 1
+
+    async def emit_dead_letter(self, letter: DeadLetter) -> None:
+        await self.producer.send(topics.DEAD_LETTERS, wire.dumps(letter), key=letter.id.encode())
+        metrics.DEAD_LETTERS.labels(SERVICE, topics.DEAD_LETTERS, letter.reason).inc()
+        self.report.dead_letters[letter.reason] += 1
+        self.report.dead_letter_refs.append(f"{letter.input_ref}: {letter.reason}: {letter.error[:160]}")
+        log.warning("dead letter %s: %s %s", letter.input_ref, letter.reason, letter.error[:200])
+
+    async def flush(self) -> None:
+        await self.producer.flush()
+
+    async def ingest_page(
+        self,
+        path: Path,
+        *,
+        source: str,
+        url: str | None = None,
+        tz: ZoneInfo = ZoneInfo("UTC"),
+        fetched_at: datetime | None = None,
+    ) -> None:
+        """One page file: its article and ticker lines, or one dead letter if it cannot be read."""
+        raw = path.read_bytes()
+        try:
+            events = events_from_page_text(
+                raw.decode("utf-8"), source=source, url=url, tz=tz, fetched_at=fetched_at or wire.utcnow()
+            )
+        except Exception as exc:
+            reason, detail = wire.describe_error(exc)
+            await self.emit_dead_letter(
+                wire.dead_letter(raw, stage=SERVICE, reason=reason, error=detail, input_ref=str(path))
+            )
+            return
+        if not events:
+            await self.emit_dead_letter(
+                wire.dead_letter(
+                    raw, stage=SERVICE, reason="empty_page", error="no article text and no ticker lines found",
+                    input_ref=str(path),
+                )
+            )
+        for event in events:
+            await self.emit(event)
+
+    async def ingest_jsonl(self, path: Path, fetched_at: datetime | None = None) -> None:
+        """Every line a raw event; bad lines become dead letters, the rest go on."""
+        await self.ingest_json_lines(((f"{path}:{n}", line) for n, line in read_jsonl(str(path))), fetched_at)
+
+    async def ingest_json_lines(self, lines: Iterable[tuple[str, bytes]], fetched_at: datetime | None = None) -> None:
+        fetched_at = fetched_at or wire.utcnow()
+        for ref, line in lines:
+            try:
+                event = event_from_json_line(line, fetched_at)
+            except Exception as exc:
+                reason, detail = wire.describe_error(exc)
+                await self.emit_dead_letter(
+                    wire.dead_letter(line, stage=SERVICE, reason=reason, error=detail, input_ref=ref)
+                )
+                continue
+            await self.emit(event)

@@ -1,0 +1,171 @@
+"""End to end on the real Tansu broker and real stores: ingest -> worker -> sink.
+
+The worker and sink run as separate processes (see harness.py); nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import orjson
+import pytest
+
+from newsstream.core import topics
+from newsstream.core.config import Settings
+from newsstream.ingest.producer import RawEventProducer
+from tests.integration import harness
+
+pytestmark = pytest.mark.integration
+
+SEED = Path(__file__).resolve().parents[3] / "shared" / "seeds" / "000_d53218aacc3a3954.txt"
+ENRICHED_IN = "newsstream_items_in_total"
+
+
+async def _ingest_pages(settings: Settings, *pages: Path, source: str = "seed-outlet") -> None:
+    async with RawEventProducer(settings) as producer:
+        for page in pages:
+            await producer.ingest_page(page, source=source)
+    assert producer.report.total_dead_letters == 0
+
+
+async def _ingest_lines(settings: Settings, lines: list[bytes]) -> RawEventProducer:
+    async with RawEventProducer(settings) as producer:
+        await producer.ingest_json_lines((f"test:{n}", line) for n, line in enumerate(lines, start=1))
+    return producer
+
+
+async def test_seed_page_lands_in_postgres_once_even_when_ingested_twice(
+    fast_settings: Settings, pg_url: str, tmp_path: Path, query_store
+) -> None:
+    settings = fast_settings.model_copy(update={"store_url": pg_url})
+    services = [harness.start("worker", settings, tmp_path), harness.start("sink", settings, tmp_path)]
+    sink = services[1]
+    try:
+        await _ingest_pages(settings, SEED)
+
+        async def stored() -> bool:
+            rows = await query_store(pg_url, "SELECT (SELECT count(*) FROM articles) a, (SELECT count(*) FROM ticker_items) t")
+            return rows[0]["a"] == 1 and rows[0]["t"] == 6
+
+        await harness.wait_for(stored, 60, "1 article and 6 ticker rows", services)
+
+        articles = await query_store(pg_url, "SELECT * FROM articles")
+        assert len(articles) == 1
+        article = articles[0]
+        assert article["body"].count("\n\n") == 5  # six paragraphs
+        assert "يتم قراءة الآن" not in article["body"] and "الأكثر قراءة" not in article["body"]
+        assert article["language"] == "ar"
+        assert article["duplicate_of"] is None and len(article["content_hash"]) == 40
+
+        ticker = await query_store(pg_url, "SELECT * FROM ticker_items ORDER BY published_at DESC")
+        assert [t["time"] for t in ticker] == ["22:35", "22:34", "22:04", "22:03", "21:52", "21:17"]
+        assert [t["attribution"] for t in ticker] == [
+            "الخارجية التركية", "الخارجية التركية", "تلغراف عن مسؤول إيراني رفيع",
+            "تلغراف عن مسؤول إيراني رفيع", "الرئيس الإيراني", "حماس",
+        ]
+        threads = [t["thread_id"] for t in ticker]
+        assert threads[0] == threads[1] and threads[2] == threads[3]
+        assert len(set(threads)) == 4
+        assert [t["continues_previous"] for t in ticker] == [False, True, False, True, False, False]
+
+        # The same page again: every item is re-delivered to the sink, no row is added.
+        await _ingest_pages(settings, SEED)
+        await harness.wait_for(
+            lambda: harness.metric_sum(sink.metrics_port, ENRICHED_IN, service="sink", topic=topics.ENRICHED_TICKER) >= 12
+            and harness.metric_sum(sink.metrics_port, ENRICHED_IN, service="sink", topic=topics.ENRICHED_ARTICLES) >= 2,
+            60, "the sink to read the second copy", services,
+        )
+        counts = await query_store(pg_url, "SELECT (SELECT count(*) FROM articles) a, (SELECT count(*) FROM ticker_items) t")
+        assert counts == [{"a": 1, "t": 6}]
+        # Re-ingesting is not duplication: same ids, so no row says duplicate_of.
+        dups = await query_store(pg_url, "SELECT count(*) n FROM ticker_items WHERE duplicate_of IS NOT NULL")
+        assert dups[0]["n"] == 0
+    finally:
+        for svc in services:
+            svc.stop()
+
+
+def _ticker_line(n: int, text: str) -> bytes:
+    return orjson.dumps({
+        "kind": "ticker", "source": "load-test", "time": f"{n // 60 % 24:02d}:{n % 60:02d}",
+        "published_at": f"2026-11-2{n % 5}T{n // 60 % 24:02d}:{n % 60:02d}:00Z", "text": text,
+        "attribution": "مصدر", "thread_id": f"th_{n}",
+    })
+
+
+async def test_killing_the_worker_mid_stream_loses_nothing_and_stores_nothing_twice(
+    fast_settings: Settings, pg_url: str, tmp_path: Path, query_store
+) -> None:
+    total, every = 3000, 10
+    # Every 10th line repeats the text of the line 5 before it: a true exact duplicate.
+    texts = [f"خبر عاجل رقم {n} عن تطورات الوضع" for n in range(total)]
+    for n in range(every, total, every):
+        texts[n] = texts[n - 5]
+    lines = [_ticker_line(n, texts[n]) for n in range(total)]
+    settings = fast_settings.model_copy(update={"store_url": pg_url, "partitions": 4})
+    worker = harness.start("worker", settings, tmp_path)
+    sink = harness.start("sink", settings, tmp_path)
+    try:
+        producer = await _ingest_lines(settings, lines)
+        assert producer.report.total_emitted == total
+
+        async def count() -> int:
+            return (await query_store(pg_url, "SELECT count(*) n FROM ticker_items"))[0]["n"]
+
+        await harness.wait_for(lambda: _at_least(count, total // 5), 60, "a fifth of the items", [worker, sink])
+        os.kill(worker.proc.pid, signal.SIGKILL)
+        worker.proc.wait()
+        assert await count() < total, "the worker finished before it was killed: the test proves nothing"
+
+        (tmp_path / "restart").mkdir()
+        worker = harness.start("worker", settings, tmp_path / "restart")
+        await harness.wait_for(lambda: _at_least(count, total), 90, f"all {total} items", [worker, sink])
+
+        rows = await query_store(pg_url, "SELECT id, text, duplicate_of FROM ticker_items")
+        assert len(rows) == total and len({r["id"] for r in rows}) == total
+        dup_rows = [r for r in rows if r["duplicate_of"] is not None]
+        # Exactly the repeated lines are duplicates, each of an item with the same text.
+        assert len(dup_rows) == total // every - 1
+        by_id = {r["id"]: r for r in rows}
+        for row in dup_rows:
+            first = by_id[row["duplicate_of"]]
+            assert first["text"] == row["text"] and first["duplicate_of"] is None
+    finally:
+        for svc in (worker, sink):
+            svc.stop()
+
+
+async def _at_least(count, n: int) -> bool:
+    return await count() >= n
+
+
+async def test_a_malformed_jsonl_line_becomes_one_dead_letter_and_the_rest_is_stored(
+    fast_settings: Settings, sqlite_url: str, tmp_path: Path, query_store
+) -> None:
+    settings = fast_settings.model_copy(update={"store_url": sqlite_url})
+    good = [
+        orjson.dumps({"kind": "article", "source": "wire", "url": f"https://example.org/{n}", "title": f"عنوان {n}",
+                      "body": f"نص مختلف للخبر رقم {n}"})
+        for n in range(4)
+    ]
+    lines = good[:2] + [b'{"kind": "article", "source": "wire", "title": "broken'] + good[2:]
+    services = [harness.start("worker", settings, tmp_path), harness.start("sink", settings, tmp_path)]
+    try:
+        producer = await _ingest_lines(settings, lines)
+        assert producer.report.total_emitted == 4
+        assert dict(producer.report.dead_letters) == {"invalid_json": 1}
+
+        async def done() -> bool:
+            rows = await query_store(sqlite_url, "SELECT (SELECT count(*) FROM articles) a, (SELECT count(*) FROM dead_letters) d")
+            return rows == [{"a": 4, "d": 1}]
+
+        await harness.wait_for(done, 60, "4 articles and 1 dead letter", services)
+        letter = (await query_store(sqlite_url, "SELECT * FROM dead_letters"))[0]
+        assert letter["reason"] == "invalid_json" and letter["stage"] == "ingest"
+        assert letter["input_ref"] == "test:3"
+        assert letter["payload"] == lines[2].decode()
+    finally:
+        for svc in services:
+            svc.stop()
