@@ -77,10 +77,16 @@ def parse_page_cmd(file: Annotated[Path, typer.Argument(exists=True, dir_okay=Fa
 
 
 async def _run_ingest(settings: Settings, work: object) -> int:
+    from aiokafka.errors import KafkaError
+
     from newsstream.ingest.producer import RawEventProducer
 
-    async with RawEventProducer(settings) as producer:
-        await work(producer)  # type: ignore[operator]
+    try:
+        async with RawEventProducer(settings) as producer:
+            await work(producer)  # type: ignore[operator]
+    except KafkaError as exc:
+        typer.echo(f"error: Kafka at {settings.kafka_bootstrap_servers}: {exc}", err=True)
+        raise SystemExit(2) from None
     typer.echo(producer.report.summary(), err=True)
     for ref in producer.report.dead_letter_refs[:20]:
         typer.echo(f"  dead letter: {ref}", err=True)

@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: str | None = None
     kafka_ssl_cafile: str | None = None
+    kafka_connect_timeout_s: float = Field(default=30.0, ge=0, description="How long start-up waits for the broker.")
     kafka_idempotence: Literal["auto", "on", "off"] = Field(
         default="auto", description="'auto': idempotent producer where the broker supports it (Apache Kafka does)."
     )

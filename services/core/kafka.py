@@ -89,14 +89,16 @@ async def start_producer(settings: Settings, **overrides: object) -> AIOKafkaPro
     return producer
 
 
-async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None, retries: int = 20) -> list[str]:
+async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> list[str]:
     """Create the topics that do not exist yet; returns the names created.
 
     Idempotent, so every service calls it at start-up and the first one wins.
-    Retries while the broker is still coming up.
+    Retries for ``kafka_connect_timeout_s`` while the broker is still coming up.
     """
     specs = specs if specs is not None else topic_specs(settings.partitions)
-    for attempt in range(retries):
+    deadline = asyncio.get_running_loop().time() + settings.kafka_connect_timeout_s
+    attempt = 0
+    while True:
         admin = AIOKafkaAdminClient(bootstrap_servers=require_bootstrap(settings), **settings.kafka_client_kwargs())
         try:
             await admin.start()
@@ -114,9 +116,10 @@ async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None
                     pass  # another service created them in the meantime
             return [s.name for s in missing]
         except KafkaConnectionError:
-            if attempt == retries - 1:
+            if asyncio.get_running_loop().time() > deadline:
                 raise
+            log.warning("waiting for Kafka at %s", settings.kafka_bootstrap_servers)
             await asyncio.sleep(min(0.25 * 2**attempt, 3.0))
+            attempt += 1
         finally:
             await admin.close()
-    return []

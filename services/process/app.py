@@ -92,9 +92,9 @@ def build_app(settings: Settings) -> faust.App:
         value_serializer="raw",
     )
     # kind:content_hash -> [first item id, first seen (epoch s), partition]
-    first_seen = app.Table(
-        "dedup-first-seen", default=None, partitions=settings.partitions, key_type=str, value_type=list
-    )
+    # No key_type/value_type: both default to JSON, and faust would try to
+    # call .from_data() on a plain type while recovering from the changelog.
+    first_seen = app.Table("dedup-first-seen", default=None, partitions=settings.partitions)
     ttl_s = settings.dedup_window_hours * 3600.0
     batch, within = settings.worker_batch_size, settings.worker_batch_within_s
 

@@ -15,12 +15,20 @@ import pytest
 from newsstream.core import topics
 from newsstream.core.config import Settings
 from newsstream.ingest.producer import RawEventProducer
+from newsstream.sink.stores import open_store
 from tests.integration import harness
 
 pytestmark = pytest.mark.integration
 
 SEED = Path(__file__).resolve().parents[3] / "shared" / "seeds" / "000_d53218aacc3a3954.txt"
 ENRICHED_IN = "newsstream_items_in_total"
+
+
+async def _migrated(url: str) -> str:
+    """Create the tables up front so that polling queries never race the sink's start-up."""
+    async with open_store(url) as store:
+        await store.migrate()
+    return url
 
 
 async def _ingest_pages(settings: Settings, *pages: Path, source: str = "seed-outlet") -> None:
@@ -39,7 +47,7 @@ async def _ingest_lines(settings: Settings, lines: list[bytes]) -> RawEventProdu
 async def test_seed_page_lands_in_postgres_once_even_when_ingested_twice(
     fast_settings: Settings, pg_url: str, tmp_path: Path, query_store
 ) -> None:
-    settings = fast_settings.model_copy(update={"store_url": pg_url})
+    settings = fast_settings.model_copy(update={"store_url": await _migrated(pg_url)})
     services = [harness.start("worker", settings, tmp_path), harness.start("sink", settings, tmp_path)]
     sink = services[1]
     try:
@@ -104,7 +112,7 @@ async def test_killing_the_worker_mid_stream_loses_nothing_and_stores_nothing_tw
     for n in range(every, total, every):
         texts[n] = texts[n - 5]
     lines = [_ticker_line(n, texts[n]) for n in range(total)]
-    settings = fast_settings.model_copy(update={"store_url": pg_url, "partitions": 4})
+    settings = fast_settings.model_copy(update={"store_url": await _migrated(pg_url), "partitions": 4})
     worker = harness.start("worker", settings, tmp_path)
     sink = harness.start("sink", settings, tmp_path)
     try:
@@ -144,7 +152,7 @@ async def _at_least(count, n: int) -> bool:
 async def test_a_malformed_jsonl_line_becomes_one_dead_letter_and_the_rest_is_stored(
     fast_settings: Settings, sqlite_url: str, tmp_path: Path, query_store
 ) -> None:
-    settings = fast_settings.model_copy(update={"store_url": sqlite_url})
+    settings = fast_settings.model_copy(update={"store_url": await _migrated(sqlite_url)})
     good = [
         orjson.dumps({"kind": "article", "source": "wire", "url": f"https://example.org/{n}", "title": f"عنوان {n}",
                       "body": f"نص مختلف للخبر رقم {n}"})

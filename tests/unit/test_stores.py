@@ -1,0 +1,170 @@
+"""Stores against real SQLite files and a real PostgreSQL (a private schema per test)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from newsstream.core.wire import loads_dead_letter, loads_enriched
+from newsstream.sink.stores import (
+    PostgresStore,
+    SQLiteStore,
+    Store,
+    StoreSummary,
+    open_store,
+    parse_postgres_url,
+    redact_url,
+)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    s = open_store(store_url)
+    await s.connect()
+    await s.migrate()
+    yield s
+    await s.close()
+
+
+def _event_json(value: object) -> bytes:
+    # asyncpg returns JSONB as text, sqlite3 returns TEXT: both are JSON strings.
+    assert isinstance(value, str)
+    return value.encode("utf-8")
+
+
+async def test_migrate_twice_and_empty_summary(store: Store) -> None:
+    await store.migrate()
+    await store.migrate()
+    assert await store.summary() == StoreSummary()
+    assert await store.ping()
+
+
+async def test_upsert_all_kinds_and_summary(store: Store, events) -> None:
+    batch = [
+        events.article(1),
+        events.article(2),
+        events.article(3, content_hash="h_0001", duplicate_of="a_0001"),
+        events.ticker(1, thread_id="th_a"),
+        events.ticker(2, thread_id="th_a"),
+        events.ticker(3, thread_id="th_b"),
+        events.ticker(4, thread_id="th_b", duplicate_of="t_0003"),
+        events.dead_letter(1, reason="invalid_json"),
+        events.dead_letter(2, reason="invalid_json"),
+        events.dead_letter(3, reason="validation_error"),
+    ]
+    await store.upsert(batch)
+    assert await store.summary() == StoreSummary(
+        articles=3,
+        ticker_items=4,
+        threads=2,
+        duplicates=2,
+        dead_letters=3,
+        dead_letters_by_reason={"invalid_json": 2, "validation_error": 1},
+    )
+
+
+async def test_same_batch_twice_is_a_no_op(store: Store, store_url: str, events, query_store) -> None:
+    batch = [events.article(1), events.ticker(1), events.dead_letter(1)]
+    await store.upsert(batch)
+    first = await store.summary()
+    before = await query_store(store_url, "SELECT id, stored_at FROM articles")
+    await store.upsert(batch)
+    assert await store.summary() == first == StoreSummary(
+        articles=1, ticker_items=1, threads=1, dead_letters=1, dead_letters_by_reason={"invalid_json": 1}
+    )
+    # An unchanged event does not even rewrite its row.
+    assert await query_store(store_url, "SELECT id, stored_at FROM articles") == before
+
+
+async def test_last_occurrence_wins_within_a_batch_and_across_batches(store: Store, store_url: str, events, query_store) -> None:
+    await store.upsert([events.article(1, title="old"), events.ticker(1), events.article(1, title="new")])
+    rows = await query_store(store_url, "SELECT id, title FROM articles")
+    assert rows == [{"id": "a_0001", "title": "new"}]
+
+    # A later batch with a changed event (same id) updates the row in place.
+    await store.upsert([events.article(1, title="edited", duplicate_of="a_0000")])
+    rows = await query_store(store_url, "SELECT id, title, duplicate_of FROM articles")
+    assert rows == [{"id": "a_0001", "title": "edited", "duplicate_of": "a_0000"}]
+    assert (await store.summary()).duplicates == 1
+
+
+async def test_event_column_keeps_the_whole_event(store: Store, store_url: str, events, query_store) -> None:
+    article, ticker, letter = events.article(7), events.ticker(7, thread_id="th_x"), events.dead_letter(7)
+    await store.upsert([article, ticker, letter])
+    (a,) = await query_store(store_url, "SELECT event, word_count, language_confidence, published_at FROM articles")
+    (t,) = await query_store(store_url, "SELECT event, thread_id, continues_previous, time FROM ticker_items")
+    (d,) = await query_store(store_url, "SELECT event, source_offset, payload FROM dead_letters")
+    assert loads_enriched(_event_json(a["event"])) == article
+    assert loads_enriched(_event_json(t["event"])) == ticker
+    assert loads_dead_letter(_event_json(d["event"])) == letter
+    assert a["word_count"] == article.enrichment.word_count
+    assert a["language_confidence"] == pytest.approx(0.98)
+    assert t["thread_id"] == "th_x" and bool(t["continues_previous"]) and t["time"] == "09:30"
+    assert d["source_offset"] == 7 and d["payload"] == "{not json"
+    if isinstance(store, PostgresStore):
+        assert a["published_at"] == article.raw.published_at  # timestamptz, timezone-aware
+    else:
+        assert a["published_at"] == "2024-05-01T09:30:00+00:00"
+
+
+async def test_nul_characters_do_not_poison_the_store(store: Store, store_url: str, events, query_store) -> None:
+    # PostgreSQL rejects U+0000 in text and JSONB; a row that can never be
+    # written would block the sink forever, so the store must cope.
+    payload = "bad\x00line".encode("utf-8")
+    await store.upsert([events.dead_letter(1, payload=payload), events.article(1, body="نص\x00مع صفر")])
+    summary = await store.summary()
+    assert (summary.articles, summary.dead_letters) == (1, 1)
+    (d,) = await query_store(store_url, "SELECT payload, payload_encoding FROM dead_letters")
+    stored = base64.b64decode(d["payload"]) if d["payload_encoding"] == "base64" else d["payload"].encode("utf-8")
+    assert stored == payload  # byte-exact either way
+
+
+async def test_ping_is_false_when_closed(store_url: str) -> None:
+    s = open_store(store_url)
+    assert not await s.ping()
+    await s.connect()
+    assert await s.ping()
+    await s.close()
+    assert not await s.ping()
+
+
+async def test_empty_batch_is_a_no_op(store: Store) -> None:
+    await store.upsert([])
+    assert await store.summary() == StoreSummary()
+
+
+def test_open_store_chooses_by_scheme(tmp_path: Path) -> None:
+    rel = open_store("sqlite:///.newsstream/x.sqlite")
+    assert isinstance(rel, SQLiteStore) and rel.path == ".newsstream/x.sqlite"
+    absolute = open_store(f"sqlite:///{tmp_path}/x.sqlite")
+    assert isinstance(absolute, SQLiteStore) and absolute.path == f"{tmp_path}/x.sqlite"
+    pg = open_store("postgres://u:secret@db:5432/news?schema=news_v1&sslmode=disable")
+    assert isinstance(pg, PostgresStore)
+    assert (pg.dsn, pg.schema) == ("postgres://u:secret@db:5432/news?sslmode=disable", "news_v1")
+    assert parse_postgres_url("postgresql://db/news") == ("postgresql://db/news", None)
+    for bad in ("mysql://db/x", "news.sqlite", "sqlite://", "postgresql://db/x?schema=a;drop"):
+        with pytest.raises(ValueError):
+            open_store(bad)
+    assert redact_url("postgresql://u:secret@db/news") == "postgresql://u:***@db/news"
+
+
+async def test_sqlite_creates_parent_directory_and_uses_wal(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/deep/er/store.sqlite"
+    async with open_store(url) as s:
+        await s.migrate()
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "deep/er/store.sqlite")
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        conn.close()
+
