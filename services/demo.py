@@ -94,6 +94,7 @@ async def _wait_until_stored(store_url: str, items: int, dead_letters: int, time
     store = open_store(store_url)
     await store.connect()
     try:
+        await store.migrate()  # idempotent; the sink may not have created the tables yet
         deadline = time.monotonic() + timeout
         with console.status("waiting for the worker and the sink…") as status:
             while True:
@@ -101,7 +102,7 @@ async def _wait_until_stored(store_url: str, items: int, dead_letters: int, time
                 stored = summary.articles + summary.ticker_items
                 status.update(f"stored {stored}/{items} items, {summary.dead_letters}/{dead_letters} dead letters")
                 if stored >= items and summary.dead_letters >= dead_letters:
-                    return summary, await store.sample_rows()
+                    return summary, await store.duplicates(), await store.threads()
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"only {stored}/{items} items stored after {timeout:.0f}s")
                 await asyncio.sleep(0.25)
@@ -111,7 +112,7 @@ async def _wait_until_stored(store_url: str, items: int, dead_letters: int, time
 
 def run_demo(bootstrap: str | None, store_url: str | None, keep_running: bool, timeout: float) -> int:
     console = Console()
-    configure_logging("warning")
+    configure_logging("error")  # the summary reports dead letters; warnings would only repeat them
     started = time.monotonic()
     if DEMO_DIR.exists():
         shutil.rmtree(DEMO_DIR)
@@ -143,8 +144,8 @@ def run_demo(bootstrap: str | None, store_url: str | None, keep_running: bool, t
         for svc in services:
             if svc.proc.poll() is not None:
                 raise RuntimeError(f"{svc.name} exited with code {svc.proc.returncode}; see {svc.log_path}")
-        summary, rows = asyncio.run(_wait_until_stored(store_url, items, dead, timeout, console))
-        _print_summary(console, summary, rows, store_url, services, time.monotonic() - started)
+        summary, duplicates, threads = asyncio.run(_wait_until_stored(store_url, items, dead, timeout, console))
+        _print_summary(console, summary, duplicates, threads, store_url, services, time.monotonic() - started)
         if keep_running:
             console.print("services keep running; Ctrl-C stops them")
             try:
@@ -165,8 +166,8 @@ def run_demo(bootstrap: str | None, store_url: str | None, keep_running: bool, t
             embedded.stop()
 
 
-def _print_summary(console: Console, summary, rows, store_url: str, services, elapsed: float) -> None:
-    table = Table(title="newsstream demo: what reached the store", show_header=True)
+def _print_summary(console: Console, summary, duplicates, threads, store_url: str, services, elapsed: float) -> None:
+    table = Table(title="newsstream demo: what reached the store")
     table.add_column("what")
     table.add_column("count", justify="right")
     table.add_row("articles", str(summary.articles))
@@ -175,8 +176,21 @@ def _print_summary(console: Console, summary, rows, store_url: str, services, el
     table.add_row("exact duplicates", str(summary.duplicates))
     table.add_row("dead letters", str(summary.dead_letters))
     console.print(table)
-    for line in rows:
-        console.print(f"  {line}", markup=False)
-    console.print(f"[bold]data[/]    {store_url}")
-    console.print(f"[bold]metrics[/] " + ", ".join(f"{s.name} :{s.metrics_port}/metrics" for s in services))
+    if duplicates:
+        console.print("[bold]duplicates[/] (item ← the first item with the same content)")
+        for d in duplicates:
+            console.print(f"  {d.kind:<7} {d.source} «{_short(d.text)}» ← {d.first_source} ({d.first_id})", markup=False)
+    if threads:
+        console.print("[bold]multi-line ticker threads[/]")
+        for t in threads:
+            console.print(f"  {t.thread_id} {t.lines} lines, {t.source}: {t.attribution or '(no attribution)'}", markup=False)
+    if summary.dead_letters_by_reason:
+        reasons = ", ".join(f"{n} {reason}" for reason, n in summary.dead_letters_by_reason.items())
+        console.print(f"[bold]dead letters[/] {reasons}")
+    console.print(f"[bold]data[/]    {store_url}  (tables articles, ticker_items, dead_letters)")
+    console.print("[bold]metrics[/] " + ", ".join(f"{s.name} http://127.0.0.1:{s.metrics_port}/metrics" for s in services))
     console.print(f"done in {elapsed:.1f}s")
+
+
+def _short(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -76,6 +76,10 @@ async def start_producer(settings: Settings, **overrides: object) -> AIOKafkaPro
     """
     mode = settings.kafka_idempotence
     producer = make_producer(settings, idempotent=mode != "off", **overrides)
+    sender_log = logging.getLogger("aiokafka.producer.sender")
+    level = sender_log.level
+    if mode == "auto":
+        sender_log.setLevel(logging.CRITICAL)  # the refusal is expected and handled below; don't log it as an error
     try:
         await producer.start()
         return producer
@@ -83,6 +87,8 @@ async def start_producer(settings: Settings, **overrides: object) -> AIOKafkaPro
         await producer.stop()
         if mode != "auto":
             raise
+    finally:
+        sender_log.setLevel(level)
     log.warning("broker refused InitProducerId: producing with acks=all, idempotence off (see kafka_idempotence)")
     producer = make_producer(settings, idempotent=False, **overrides)
     await producer.start()

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import orjson
 from pydantic import ValidationError
 
-from newsstream.core.ids import article_id, ticker_id
+from newsstream.core.ids import article_id, stable_hash, ticker_id
 from newsstream.core.models import RawArticle, RawTickerItem
 from newsstream.core.text.page import ParsedPage, parse_page
 from newsstream.core.wire import loads_raw
@@ -78,11 +78,17 @@ def events_from_page(
                 text=line.text,
                 attribution=line.attribution,
                 continues_previous=line.continues_previous,
-                thread_id=line.thread_id,
+                # The parser's thread id knows only the page; two outlets carrying the
+                # same line are two threads (and the second line a duplicate).
+                thread_id=source_thread_id(source, line.thread_id),
                 fetched_at=fetched_at,
             )
         )
     return events
+
+
+def source_thread_id(source: str, page_thread_id: str) -> str:
+    return "th_" + stable_hash("thread", source.strip(), page_thread_id)[:16]
 
 
 def events_from_page_text(text: str, **kwargs: object) -> list[RawItem]:

@@ -271,6 +271,37 @@ _SUMMARY_SQL = {
 }
 _BY_REASON_SQL = "SELECT reason, count(*) FROM dead_letters GROUP BY reason ORDER BY reason"
 
+# {limit} is the dialect's placeholder ("?" or "$1").
+_DUPLICATES_SQL = """
+SELECT 'article' AS kind, d.id, d.source, d.title AS text, f.id AS first_id, f.source AS first_source
+  FROM articles d JOIN articles f ON f.id = d.duplicate_of
+UNION ALL
+SELECT 'ticker' AS kind, d.id, d.source, d.text, f.id AS first_id, f.source AS first_source
+  FROM ticker_items d JOIN ticker_items f ON f.id = d.duplicate_of
+ORDER BY 1, 2 LIMIT {limit}
+"""
+_THREADS_SQL = """
+SELECT thread_id, count(*) AS lines, min(source) AS source, min(attribution) AS attribution
+  FROM ticker_items GROUP BY thread_id HAVING count(*) > 1
+ ORDER BY lines DESC, thread_id LIMIT {limit}
+"""
+
+
+class DuplicateRow(BaseModel):
+    kind: str
+    id: str
+    source: str
+    text: str
+    first_id: str
+    first_source: str
+
+
+class ThreadRow(BaseModel):
+    thread_id: str
+    lines: int
+    source: str
+    attribution: str | None
+
 
 class _StoreBase:
     """``async with store:`` connects, and closes on exit."""
@@ -286,6 +317,17 @@ class _StoreBase:
     async def __aenter__(self) -> Self:
         await self.connect()
         return self
+
+    async def _fetch(self, sql: str, limit: int) -> list[dict[str, Any]]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    async def duplicates(self, limit: int = 20) -> list[DuplicateRow]:
+        """Items marked as duplicates, each with the item it duplicates."""
+        return [DuplicateRow(**row) for row in await self._fetch(_DUPLICATES_SQL, limit)]
+
+    async def threads(self, limit: int = 20) -> list[ThreadRow]:
+        """Ticker threads of more than one line, longest first."""
+        return [ThreadRow(**row) for row in await self._fetch(_THREADS_SQL, limit)]
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
@@ -385,6 +427,14 @@ class SQLiteStore(_StoreBase):
 
     async def summary(self) -> StoreSummary:
         return await asyncio.to_thread(self._summary)
+
+    async def _fetch(self, sql: str, limit: int) -> list[dict[str, Any]]:
+        def run() -> list[dict[str, Any]]:
+            cursor = self._require().execute(sql.format(limit="?"), (limit,))
+            names = [c[0] for c in cursor.description]
+            return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+        return await asyncio.to_thread(self._locked, run)
 
     async def ping(self) -> bool:
         if self._conn is None:
@@ -489,6 +539,10 @@ class PostgresStore(_StoreBase):
             counts = {key: int(await conn.fetchval(sql)) for key, sql in _SUMMARY_SQL.items()}
             by_reason = {r["reason"]: int(r["count"]) for r in await conn.fetch(_BY_REASON_SQL)}
         return StoreSummary(**counts, dead_letters_by_reason=by_reason)
+
+    async def _fetch(self, sql: str, limit: int) -> list[dict[str, Any]]:
+        async with self._require().acquire() as conn:
+            return [dict(r) for r in await conn.fetch(sql.format(limit="$1"), limit)]
 
     async def ping(self) -> bool:
         if self._pool is None:
