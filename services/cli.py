@@ -57,13 +57,22 @@ def broker(
     embedded = EmbeddedBroker(port=port).start()
     typer.echo(f"embedded broker listening on {embedded.bootstrap} (in-memory; Ctrl-C stops it)")
 
-    def stop(signum: int, _frame: object) -> None:
-        embedded.stop()
-        raise SystemExit(0)
+    class _Stop(Exception):
+        pass
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    code = embedded.wait()
+    def on_signal(signum: int, _frame: object) -> None:
+        # Only raise here: stopping (which waits on the child) must happen
+        # after the interrupted Popen.wait() has released its lock.
+        raise _Stop
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        code = embedded.wait()
+    except _Stop:
+        code = 0
+    finally:
+        embedded.stop()
     raise SystemExit(code)
 
 

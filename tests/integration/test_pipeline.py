@@ -14,6 +14,7 @@ import pytest
 
 from newsstream.core import topics
 from newsstream.core.config import Settings
+from newsstream.core.kafka import start_producer
 from newsstream.ingest.producer import RawEventProducer
 from newsstream.sink.stores import open_store
 from tests.integration import harness
@@ -149,7 +150,7 @@ async def _at_least(count, n: int) -> bool:
     return await count() >= n
 
 
-async def test_a_malformed_jsonl_line_becomes_one_dead_letter_and_the_rest_is_stored(
+async def test_bad_input_at_ingest_and_on_the_raw_topic_becomes_dead_letters_and_the_rest_is_stored(
     fast_settings: Settings, sqlite_url: str, tmp_path: Path, query_store
 ) -> None:
     settings = fast_settings.model_copy(update={"store_url": await _migrated(sqlite_url)})
@@ -164,16 +165,26 @@ async def test_a_malformed_jsonl_line_becomes_one_dead_letter_and_the_rest_is_st
         producer = await _ingest_lines(settings, lines)
         assert producer.report.total_emitted == 4
         assert dict(producer.report.dead_letters) == {"invalid_json": 1}
+        # A producer that skips validation: the worker must dead-letter it, not crash.
+        rogue = await start_producer(settings)
+        await rogue.send_and_wait(topics.RAW_TICKER, b'{"kind": "ticker", "text": "no id"}', key=b"rogue")
+        await rogue.stop()
 
         async def done() -> bool:
             rows = await query_store(sqlite_url, "SELECT (SELECT count(*) FROM articles) a, (SELECT count(*) FROM dead_letters) d")
-            return rows == [{"a": 4, "d": 1}]
+            return rows == [{"a": 4, "d": 2}]
 
-        await harness.wait_for(done, 60, "4 articles and 1 dead letter", services)
-        letter = (await query_store(sqlite_url, "SELECT * FROM dead_letters"))[0]
-        assert letter["reason"] == "invalid_json" and letter["stage"] == "ingest"
-        assert letter["input_ref"] == "test:3"
-        assert letter["payload"] == lines[2].decode()
+        await harness.wait_for(done, 60, "4 articles and 2 dead letters", services)
+        letters = {r["stage"]: r for r in await query_store(sqlite_url, "SELECT * FROM dead_letters")}
+        assert letters["ingest"]["reason"] == "invalid_json"
+        assert letters["ingest"]["input_ref"] == "test:3"
+        assert letters["ingest"]["payload"] == lines[2].decode()
+        assert letters["worker"]["reason"] == "validation_error"
+        assert letters["worker"]["source_topic"] == topics.RAW_TICKER and letters["worker"]["source_offset"] == 0
+        assert letters["worker"]["payload"] == '{"kind": "ticker", "text": "no id"}'
+        worker_port = services[0].metrics_port
+        assert harness.metric_sum(worker_port, "newsstream_dead_letters_total", service="worker", reason="validation_error") == 1
+        assert harness.metric_sum(worker_port, "newsstream_items_out_total", service="worker", topic=topics.ENRICHED_ARTICLES) == 4
     finally:
         for svc in services:
             svc.stop()
