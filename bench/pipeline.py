@@ -20,7 +20,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer

@@ -91,3 +91,10 @@ def dead_letter(
         payload_encoding=encoding,
         failed_at=utcnow(),
     )
+
+
+def dead_letter_for(payload: bytes | str, exc: BaseException, *, stage: str, **where: object) -> DeadLetter:
+    """The dead letter for an input that raised ``exc``; ``where`` locates it
+    (``source_topic``/``source_partition``/``source_offset`` or ``input_ref``)."""
+    reason, detail = describe_error(exc)
+    return dead_letter(payload, stage=stage, reason=reason, error=detail, **where)  # type: ignore[arg-type]

@@ -109,10 +109,7 @@ class RawEventProducer:
                 raw.decode("utf-8"), source=source, url=url, tz=tz, fetched_at=fetched_at or wire.utcnow()
             )
         except Exception as exc:
-            reason, detail = wire.describe_error(exc)
-            await self.emit_dead_letter(
-                wire.dead_letter(raw, stage=SERVICE, reason=reason, error=detail, input_ref=str(path))
-            )
+            await self.emit_dead_letter(wire.dead_letter_for(raw, exc, stage=SERVICE, input_ref=str(path)))
             return
         if not events:
             await self.emit_dead_letter(
@@ -134,9 +131,6 @@ class RawEventProducer:
             try:
                 event = event_from_json_line(line, fetched_at)
             except Exception as exc:
-                reason, detail = wire.describe_error(exc)
-                await self.emit_dead_letter(
-                    wire.dead_letter(line, stage=SERVICE, reason=reason, error=detail, input_ref=ref)
-                )
+                await self.emit_dead_letter(wire.dead_letter_for(line, exc, stage=SERVICE, input_ref=ref))
                 continue
             await self.emit(event)

@@ -29,7 +29,6 @@ import faust
 
 from newsstream.core import metrics, topics, wire
 from newsstream.core.config import Settings
-from newsstream.core.models import EnrichedArticle, EnrichedTickerItem
 from newsstream.process import dedup
 from newsstream.process.enrich import dedup_key, enrich, mark_duplicate
 
@@ -100,23 +99,19 @@ def build_app(settings: Settings) -> faust.App:
 
     async def send_dead_letter(event: faust.EventT, exc: BaseException) -> None:
         msg = event.message
-        reason, detail = wire.describe_error(exc)
-        letter = wire.dead_letter(
+        letter = wire.dead_letter_for(
             msg.value if isinstance(msg.value, bytes) else bytes(msg.value or b""),
+            exc,
             stage=SERVICE,
-            reason=reason,
-            error=detail,
             source_topic=msg.topic,
             source_partition=msg.partition,
             source_offset=msg.offset,
         )
-        await app.producer.send(
-            topics.DEAD_LETTERS, letter.id.encode(), wire.dumps(letter), None, None, None
-        )
-        metrics.DEAD_LETTERS.labels(SERVICE, msg.topic, reason).inc()
+        await app.producer.send(topics.DEAD_LETTERS, letter.id.encode(), wire.dumps(letter), None, None, None)
+        metrics.DEAD_LETTERS.labels(SERVICE, msg.topic, letter.reason).inc()
         log.warning(
             "dead letter: %s (%s) topic=%s partition=%s offset=%s",
-            reason, detail[:200], msg.topic, msg.partition, msg.offset,
+            letter.reason, letter.error[:200], msg.topic, msg.partition, msg.offset,
         )
 
     @app.agent(raw_in)

@@ -44,7 +44,7 @@ from newsstream.core.metrics import (
     start_health_server,
 )
 from newsstream.core.models import DeadLetter
-from newsstream.core.wire import dead_letter, describe_error, dumps, loads_dead_letter, loads_enriched
+from newsstream.core.wire import dead_letter_for, dumps, loads_dead_letter, loads_enriched
 from newsstream.sink.stores import Store, StoredEvent, open_store, redact_url, table_for
 
 log = logging.getLogger(__name__)
@@ -177,18 +177,12 @@ class _Sink:
                 try:
                     batch.append(loads_dead_letter(payload) if on_dlq else loads_enriched(payload))
                 except Exception as exc:
-                    reason, detail = describe_error(exc)
-                    letter = dead_letter(
-                        payload,
-                        stage=STAGE,
-                        reason=reason,
-                        error=detail,
-                        source_topic=tp.topic,
-                        source_partition=tp.partition,
-                        source_offset=msg.offset,
+                    letter = dead_letter_for(
+                        payload, exc, stage=STAGE,
+                        source_topic=tp.topic, source_partition=tp.partition, source_offset=msg.offset,
                     )
-                    DEAD_LETTERS.labels(SERVICE, tp.topic, reason).inc()
-                    log.warning("sink: %s at %s[%d]@%d -> dead letter %s", reason, tp.topic, tp.partition, msg.offset, letter.id)
+                    DEAD_LETTERS.labels(SERVICE, tp.topic, letter.reason).inc()
+                    log.warning("sink: %s at %s[%d]@%d -> dead letter %s", letter.reason, tp.topic, tp.partition, msg.offset, letter.id)
                     # A bad message on the DLQ itself is stored directly: sending
                     # it back to the DLQ would bring it round again forever.
                     (batch if on_dlq else to_dlq).append(letter)
