@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer
@@ -58,12 +59,12 @@ def article_event(n: int) -> bytes:
 async def passthrough_child(bootstrap: str) -> None:
     """The baseline: consume a batch, produce it, commit. Runs until killed."""
     settings = Settings(kafka_bootstrap_servers=bootstrap, **FAST)
-    consumer = make_consumer(settings, PASS_IN, group_id="bench-passthrough", max_poll_records=2000)
+    consumer = make_consumer(settings, PASS_IN, group_id="bench-passthrough", max_poll_records=10000)
     producer = await start_producer(settings)
     await consumer.start()
     print("ready", flush=True)
     while True:
-        batches = await consumer.getmany(timeout_ms=100, max_records=2000)
+        batches = await consumer.getmany(timeout_ms=100, max_records=10000)
         for records in batches.values():
             for record in records:
                 await producer.send(PASS_OUT, record.value, key=record.key)
@@ -102,6 +103,12 @@ async def time_through(settings: Settings, in_topic: str, out_topic: str, payloa
     if seen < len(payloads):
         raise RuntimeError(f"only {seen}/{len(payloads)} messages came through")
     return elapsed
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -155,17 +162,23 @@ def main() -> None:
                 ("article ~3 KB", article_event, args.article_items, topics.RAW_ARTICLES, topics.ENRICHED_ARTICLES),
             ):
                 payloads = [make(i) for i in range(n)]
+                cpu0 = cpu_seconds(child.pid)
                 base = asyncio.run(time_through(settings, PASS_IN, PASS_OUT, payloads))
+                cpu1 = cpu_seconds(worker.pid)
                 pipe = asyncio.run(time_through(settings, raw_topic, out_topic, payloads))
-                rows.append((label, n, sum(map(len, payloads)) // n, n / pipe, n / base))
+                worker_cpu = (cpu_seconds(worker.pid) - cpu1) / n * 1e6
+                base_cpu = (cpu_seconds(child.pid) - cpu0) / n * 1e6
+                rows.append((label, n, sum(map(len, payloads)) // n, n / pipe, n / base, worker_cpu, base_cpu))
         finally:
             for proc in (worker, child):
                 proc.terminate()
                 proc.wait(15)
 
-    print(f"{'payload':<14} {'items':>7} {'bytes':>6} {'pipeline/s':>11} {'passthrough/s':>14} {'ratio':>6}")
-    for label, n, size, pipe_rate, base_rate in rows:
-        print(f"{label:<14} {n:>7} {size:>6} {pipe_rate:>11.0f} {base_rate:>14.0f} {pipe_rate / base_rate:>6.2f}")
+    print(f"{'payload':<14} {'items':>7} {'bytes':>6} {'pipeline/s':>11} {'passthrough/s':>14} {'ratio':>6}"
+          f" {'worker µs CPU/item':>19} {'passthrough µs CPU/item':>24}")
+    for label, n, size, pipe_rate, base_rate, worker_cpu, base_cpu in rows:
+        print(f"{label:<14} {n:>7} {size:>6} {pipe_rate:>11.0f} {base_rate:>14.0f} {pipe_rate / base_rate:>6.2f}"
+              f" {worker_cpu:>19.0f} {base_cpu:>24.0f}")
 
 
 if __name__ == "__main__":

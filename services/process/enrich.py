@@ -22,9 +22,9 @@ from newsstream.core.text.normalize import normalize_text, word_count
 
 PIPELINE_VERSION = f"newsstream/{__version__}"
 
-# Language identification is linear in the text; its first 2,000 characters
-# decide the language of a news article as well as the whole of it does.
-_LANGUAGE_SAMPLE_CHARS = 2000
+# Language identification is linear in the text (~0.4 µs a byte); the headline
+# and lead decide the language of a news article as well as the whole of it does.
+_LANGUAGE_SAMPLE_CHARS = 400
 
 
 def matching_text(raw: RawArticle | RawTickerItem) -> str:

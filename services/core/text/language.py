@@ -43,6 +43,7 @@ _LABEL_TO_ISO639_1: dict[str, str] = {
 }
 
 _identifier: LanguageIdentifier | None = None
+_fold: tuple[object, object, list[str]] | None = None  # (kept class indexes, fold matrix, codes)
 _lock = threading.Lock()
 
 
@@ -52,15 +53,28 @@ def _get_identifier() -> LanguageIdentifier:
     Lazy so that importing newsstream (CLI, tests, other services) does not pay
     for it; locked because faust may call from more than one thread.
     """
-    global _identifier
+    global _identifier, _fold
     if _identifier is None:
         with _lock:
             if _identifier is None:
+                import numpy as np
                 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
                 # norm_probs=True: scores are softmax probabilities in [0, 1]
                 # instead of the default unnormalised log-probabilities.
-                _identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+                identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+                # Folding labels into ISO 639-1 codes as one matrix product: a Python
+                # loop over the ~140 model classes cost more than the model itself.
+                # The model lists alias labels twice; the first column is the merged one.
+                first: dict[str, int] = {}
+                for index, label in enumerate(identifier.nb_classes):
+                    first.setdefault(label, index)
+                codes = sorted({_LABEL_TO_ISO639_1.get(label, label) for label in first})
+                fold = np.zeros((len(first), len(codes)), dtype=np.float64)
+                for row, label in enumerate(first):
+                    fold[row, codes.index(_LABEL_TO_ISO639_1.get(label, label))] = 1.0
+                _fold = (np.fromiter(first.values(), dtype=np.intp), fold, codes)
+                _identifier = identifier
     return _identifier
 
 
@@ -89,11 +103,13 @@ def detect_language(text: str) -> tuple[str, float]:
     if _letter_count(text, MIN_LETTERS) < MIN_LETTERS:
         return UNDETERMINED, 0.0
 
-    scores: dict[str, float] = {}
-    for label, prob in _get_identifier().rank(text):
-        code = _LABEL_TO_ISO639_1.get(label, label)
-        scores[code] = scores.get(code, 0.0) + prob
-    code, prob = max(scores.items(), key=lambda kv: kv[1])
+    identifier = _get_identifier()
+    assert _fold is not None
+    kept, fold, codes = _fold
+    # _decide gives the per-class probabilities that rank() sorts (py3langid 0.4).
+    scores = identifier._decide(text)[kept] @ fold  # type: ignore[index, operator]
+    best = int(scores.argmax())
+    code, prob = codes[best], float(scores[best])
     if code == UNDETERMINED:
         return UNDETERMINED, 0.0
     # Float sums can land a hair outside [0, 1]; Enrichment validates the range.
