@@ -24,10 +24,12 @@ parse_app = typer.Typer(help="Offline parsing (no Kafka).", no_args_is_help=True
 ingest_app = typer.Typer(help="Produce raw events onto the raw topics.", no_args_is_help=True)
 schemas_app = typer.Typer(help="JSON Schemas of the public topics.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topics of the pipeline.", no_args_is_help=True)
+eval_app = typer.Typer(help="Measure quality on labelled data (offline).", no_args_is_help=True)
 app.add_typer(parse_app, name="parse")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(topics_app, name="topics")
+app.add_typer(eval_app, name="eval")
 
 Bootstrap = Annotated[
     Optional[str],
