@@ -53,6 +53,15 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
+def ready(port: int) -> bool:
+    """True when the service's /readyz answers 200."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 def metric_sum(port: int, name: str, **labels: str) -> float:
     """Sum of a metric's samples whose labels include ``labels`` (0 when the service has none yet)."""
     try:

@@ -188,3 +188,40 @@ async def test_bad_input_at_ingest_and_on_the_raw_topic_becomes_dead_letters_and
     finally:
         for svc in services:
             svc.stop()
+
+
+async def test_two_workers_find_the_same_duplicates_as_one(
+    fast_settings: Settings, sqlite_url: str, tmp_path: Path, query_store
+) -> None:
+    total, every = 2000, 10
+    texts = [f"خبر رقم {n} عن حركة الملاحة في الميناء" for n in range(total)]
+    for n in range(every, total, every):
+        texts[n] = texts[n - 3]
+    settings = fast_settings.model_copy(update={"store_url": await _migrated(sqlite_url), "partitions": 4})
+    (tmp_path / "w2").mkdir()
+    workers = [harness.start("worker", settings, tmp_path), harness.start("worker", settings, tmp_path / "w2")]
+    sink = harness.start("sink", settings, tmp_path)
+    services = [*workers, sink]
+    try:
+        # Both members must hold their partitions before the flow starts, so that
+        # the work really is split between them.
+        await harness.wait_for(lambda: all(harness.ready(w.metrics_port) for w in workers), 60, "both workers ready", services)
+        await _ingest_lines(settings, [_ticker_line(n, texts[n]) for n in range(total)])
+
+        async def count() -> int:
+            return (await query_store(sqlite_url, "SELECT count(*) n FROM ticker_items"))[0]["n"]
+
+        await harness.wait_for(lambda: _at_least(count, total), 90, f"all {total} items", services)
+        per_worker = [harness.metric_sum(w.metrics_port, "newsstream_items_in_total", service="worker") for w in workers]
+        assert all(n > 0 for n in per_worker), f"one worker did all the work: {per_worker}"
+
+        rows = await query_store(sqlite_url, "SELECT id, text, duplicate_of FROM ticker_items")
+        by_id = {r["id"]: r for r in rows}
+        dups = [r for r in rows if r["duplicate_of"]]
+        assert len(dups) == total // every - 1
+        for row in dups:
+            first = by_id[row["duplicate_of"]]
+            assert first["text"] == row["text"] and first["duplicate_of"] is None
+    finally:
+        for svc in services:
+            svc.stop()
