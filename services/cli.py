@@ -31,6 +31,16 @@ app.add_typer(schemas_app, name="schemas")
 app.add_typer(topics_app, name="topics")
 app.add_typer(eval_app, name="eval")
 
+# Source producers (feeds, pages, ticker feeds, push endpoint, replay): their own module.
+from newsstream.ingest_cli import register as _register_sources  # noqa: E402
+
+_register_sources(app, ingest_app)
+
+# Quality evaluations: near-duplicates and stories.
+from newsstream.eval_dedup import register as _register_dedup_eval  # noqa: E402
+
+_register_dedup_eval(eval_app)
+
 Bootstrap = Annotated[
     Optional[str],
     typer.Option("--bootstrap", "-b", help="Kafka bootstrap servers host:port (env KAFKA_BOOTSTRAP_SERVERS)."),

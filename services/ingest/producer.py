@@ -8,6 +8,7 @@ producer.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from collections.abc import Iterable
@@ -81,6 +82,7 @@ class RawEventProducer:
         # failed delivery raises there instead of passing silently.
         await self.producer.send(topic, wire.dumps(event), key=event.id.encode())
         metrics.ITEMS_OUT.labels(SERVICE, topic).inc()
+        metrics.observe_item_source(event.source, event.kind)  # freshness: the "no news from X" alert
         self.report.emitted[event.kind] += 1
 
     async def emit_dead_letter(self, letter: DeadLetter) -> None:
@@ -88,10 +90,33 @@ class RawEventProducer:
         metrics.DEAD_LETTERS.labels(SERVICE, topics.DEAD_LETTERS, letter.reason).inc()
         self.report.dead_letters[letter.reason] += 1
         self.report.dead_letter_refs.append(f"{letter.input_ref}: {letter.reason}: {letter.error[:160]}")
-        log.warning("dead letter %s: %s %s", letter.input_ref, letter.reason, letter.error[:200])
+        log.warning(
+            "dead letter %s: %s %s", letter.input_ref, letter.reason, letter.error[:200],
+            extra={"input_ref": letter.input_ref, "reason": letter.reason, "dead_letter_id": letter.id},
+        )
 
     async def flush(self) -> None:
         await self.producer.flush()
+
+    async def emit_acked(self, events: list[RawArticle | RawTickerItem]) -> None:
+        """Send events and return only when the broker acknowledged every one of them.
+
+        For callers that answer someone only after the write is durable (the
+        HTTP push endpoint answers 202 after this returns). Raises the
+        delivery error (a ``KafkaError``) if any send failed.
+        """
+        futures = [
+            await self.producer.send(topics.RAW_TOPIC_BY_KIND[e.kind], wire.dumps(e), key=e.id.encode())
+            for e in events
+        ]
+        if futures:
+            await asyncio.gather(*futures)
+        observe_source = getattr(metrics, "observe_item_source", None)
+        for event in events:
+            metrics.ITEMS_OUT.labels(SERVICE, topics.RAW_TOPIC_BY_KIND[event.kind]).inc()
+            if observe_source is not None:
+                observe_source(event.source, event.kind)
+            self.report.emitted[event.kind] += 1
 
     async def ingest_page(
         self,
@@ -109,9 +134,12 @@ class RawEventProducer:
                 raw.decode("utf-8"), source=source, url=url, tz=tz, fetched_at=fetched_at or wire.utcnow()
             )
         except Exception as exc:
-            await self.emit_dead_letter(wire.dead_letter_for(raw, exc, stage=SERVICE, input_ref=str(path)))
+            letter = wire.dead_letter_for(raw, exc, stage=SERVICE, input_ref=str(path))
+            await self.emit_dead_letter(letter)
+            metrics.observe_source_error(source, letter.reason)
             return
         if not events:
+            metrics.observe_source_error(source, "empty_page")
             await self.emit_dead_letter(
                 wire.dead_letter(
                     raw, stage=SERVICE, reason="empty_page", error="no article text and no ticker lines found",

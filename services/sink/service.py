@@ -30,7 +30,6 @@ from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
-from prometheus_client import Counter
 
 from newsstream.core import topics
 from newsstream.core.config import Settings
@@ -40,10 +39,15 @@ from newsstream.core.metrics import (
     ITEMS_IN,
     PROCESSING_SECONDS,
     SINK_BATCH_SIZE,
+    SINK_LAST_WRITE,
+    SINK_WRITE_ERRORS,
+    SINK_WRITE_SECONDS,
     SINK_WRITES,
+    LagRecorder,
+    observe_stored,
     start_health_server,
 )
-from newsstream.core.models import DeadLetter
+from newsstream.core.models import DeadLetter, EnrichedArticle, EnrichedTickerItem
 from newsstream.core.wire import dead_letter_for, dumps, loads_dead_letter, loads_enriched
 from newsstream.sink.stores import Store, StoredEvent, open_store, redact_url, table_for
 
@@ -57,12 +61,6 @@ SOURCE_TOPICS = (topics.ENRICHED_ARTICLES, topics.ENRICHED_TICKER, topics.DEAD_L
 # that a sink waiting for PostgreSQL to come back notices within half a minute.
 RETRY_INITIAL_S = 0.5
 RETRY_MAX_S = 30.0
-
-SINK_WRITE_ERRORS = Counter(
-    "newsstream_sink_write_errors_total",
-    "Failed attempts to write a batch to the store or the dead-letter topic (each is retried)",
-    ["store", "target"],
-)
 
 T = TypeVar("T")
 
@@ -79,7 +77,14 @@ async def _wait_for(event: asyncio.Event, timeout: float) -> bool:
     return event.is_set()
 
 
-async def _retry(op: Callable[[], Awaitable[T]], *, what: str, stop: asyncio.Event, on_error: Callable[[], None]) -> T:
+async def _retry(
+    op: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    stop: asyncio.Event,
+    on_error: Callable[[], None],
+    context: dict[str, object] | None = None,
+) -> T:
     """Run ``op`` until it succeeds, backing off exponentially (capped).
 
     Never gives up on its own: skipping would lose data. A stop request ends
@@ -98,6 +103,7 @@ async def _retry(op: Callable[[], Awaitable[T]], *, what: str, stop: asyncio.Eve
             log.warning(
                 "%s failed (attempt %d), retrying in %.1fs: %s: %s",
                 what, attempt, delay, type(exc).__name__, exc, exc_info=attempt == 1,
+                extra={"attempt": attempt, "error_type": type(exc).__name__, **(context or {})},
             )
             if stop.is_set() or await _wait_for(stop, delay):
                 raise _Stopped(what) from exc
@@ -113,6 +119,7 @@ class _Sink:
         self.store: Store = open_store(settings.store_url)
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
+        self.lag = LagRecorder(SERVICE)
 
     async def ready(self) -> bool:
         """Readiness: partitions assigned and the store answering."""
@@ -153,6 +160,7 @@ class _Sink:
                 records = await self.consumer.getmany(
                     timeout_ms=settings.sink_batch_wait_ms, max_records=settings.sink_batch_size
                 )
+                await self.lag.update(self.consumer)  # at most once a second
                 if not records:
                     continue
                 try:
@@ -182,7 +190,14 @@ class _Sink:
                         source_topic=tp.topic, source_partition=tp.partition, source_offset=msg.offset,
                     )
                     DEAD_LETTERS.labels(SERVICE, tp.topic, letter.reason).inc()
-                    log.warning("sink: %s at %s[%d]@%d -> dead letter %s", letter.reason, tp.topic, tp.partition, msg.offset, letter.id)
+                    log.warning(
+                        "sink: %s at %s[%d]@%d -> dead letter %s", letter.reason, tp.topic, tp.partition, msg.offset, letter.id,
+                        extra={
+                            "item_id": msg.key.decode("utf-8", "replace") if msg.key else None,
+                            "topic": tp.topic, "partition": tp.partition, "offset": msg.offset,
+                            "reason": letter.reason, "dead_letter_id": letter.id,
+                        },
+                    )
                     # A bad message on the DLQ itself is stored directly: sending
                     # it back to the DLQ would bring it round again forever.
                     (batch if on_dlq else to_dlq).append(letter)
@@ -199,14 +214,29 @@ class _Sink:
             ]
             await asyncio.gather(*futures)
 
-        await _retry(send_all, what="sending dead letters", stop=self.stop, on_error=self._count("dlq"))
+        await _retry(
+            send_all, what="sending dead letters", stop=self.stop, on_error=self._count("dlq"),
+            context={"dead_letter_ids": [dl.id for dl in letters[:20]]},
+        )
 
-    async def write(self, batch: Sequence[StoredEvent]) -> None:
+    async def write(self, batch: Sequence[StoredEvent], context: dict[str, object] | None = None) -> None:
         store = self.store
         started = time.perf_counter()
-        await _retry(lambda: store.upsert(batch), what="writing the batch", stop=self.stop, on_error=self._count("store"))
+
+        async def attempt() -> None:
+            # Each attempt is timed on its own: a slow or failing database shows in
+            # the write latency even while the retries hide it from the batch total.
+            with SINK_WRITE_SECONDS.labels(store.kind).time():
+                await store.upsert(batch)
+
+        await _retry(attempt, what="writing the batch", stop=self.stop, on_error=self._count("store"), context=context)
+        stored_at = time.time()
         PROCESSING_SECONDS.labels(SERVICE, "upsert").observe(time.perf_counter() - started)
         SINK_BATCH_SIZE.labels(store.kind).observe(len(batch))
+        SINK_LAST_WRITE.labels(store.kind).set(stored_at)
+        for event in batch:
+            if isinstance(event, (EnrichedArticle, EnrichedTickerItem)):
+                observe_stored(event.kind, event.raw.published_at, event.raw.fetched_at, stored_at)
         # Rows, not messages: an id repeated within the batch is one row.
         for table, rows in Tally(table for table, _ in {(table_for(e), e.id) for e in batch}).items():
             SINK_WRITES.labels(store.kind, table).inc(rows)
@@ -218,14 +248,24 @@ class _Sink:
         if to_dlq:
             await self.send_dead_letters(to_dlq)
         if batch:
-            await self.write(batch)
+            # Where the batch came from, for the logs of a failing write: offsets, never payloads.
+            context: dict[str, object] = {
+                "batch": [
+                    {"topic": tp.topic, "partition": tp.partition, "first_offset": m[0].offset, "last_offset": m[-1].offset}
+                    for tp, m in records.items() if m
+                ]
+            }
+            await self.write(batch, context)
         offsets = {tp: messages[-1].offset + 1 for tp, messages in records.items() if messages}
         try:
             await self.consumer.commit(offsets)
         except KafkaError as exc:
             # Typically a rebalance took the partition away meanwhile. The rows are
             # durable; the new owner re-reads them and the upserts change nothing.
-            log.warning("sink: offset commit failed (%s: %s); the batch will be re-delivered", type(exc).__name__, exc)
+            log.warning(
+                "sink: offset commit failed (%s: %s); the batch will be re-delivered", type(exc).__name__, exc,
+                extra={"offsets": [{"topic": tp.topic, "partition": tp.partition, "offset": o} for tp, o in offsets.items()]},
+            )
         log.debug("sink: stored %d events, %d sent to the DLQ", len(batch), len(to_dlq))
 
 
