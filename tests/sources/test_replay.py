@@ -1,0 +1,130 @@
+"""Replay (ingest dir): rate limit, progress, resume without duplicates, on the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import typer
+from newsstream.core import topics
+from newsstream.core.config import Settings
+from newsstream.ingest.producer import RawEventProducer
+from newsstream.ingest.sources.replay import RateLimiter, replay
+from newsstream.ingest.sources.state import SourceState
+from newsstream.ingest_cli import register
+from typer.testing import CliRunner
+
+from tests.sources.kafka_util import count_by_key, read_all
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+FIX = Path(__file__).parent / "fixtures"
+
+
+def _jsonl(path: Path, n: int, bad: tuple[int, ...] = ()) -> Path:
+    lines = []
+    for i in range(1, n + 1):
+        if i in bad:
+            lines.append("{not json" if i % 2 else json.dumps({"kind": "article", "source": "archive", "title": "no body"}))
+        else:
+            lines.append(json.dumps({"kind": "article", "source": "archive", "url": f"https://news.example/{i}",
+                                     "title": f"خبر {i}", "body": f"نص الخبر رقم {i}"}, ensure_ascii=False))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+async def test_rate_limiter_caps_items_per_second() -> None:
+    limiter = RateLimiter(20)
+    started = time.monotonic()
+    for _ in range(40):
+        await limiter.acquire()
+    assert 0.9 <= time.monotonic() - started < 2.5  # 20 burst, then 20 more at 20/s
+
+
+async def test_interrupted_replay_resumes_without_duplicates(fast_settings: Settings, tmp_path: Path) -> None:
+    archive = _jsonl(tmp_path / "archive.jsonl", 60, bad=(7, 8))
+    state_path = tmp_path / "replay.sqlite"
+    with SourceState(state_path) as state:
+        async with RawEventProducer(fast_settings) as producer:
+            task = asyncio.create_task(replay([archive], producer, state, rate=10, batch=5))
+            await asyncio.sleep(1.5)
+            task.cancel()  # what Ctrl-C / SIGTERM do to the run
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        done = state.checkpoint(f"replay:{archive.resolve()}")
+    assert 10 < done < 60
+    with SourceState(state_path) as state:
+        async with RawEventProducer(fast_settings) as producer:
+            report = await replay([archive], producer, state)
+    assert report.skipped == done and report.items == 60 - done
+
+    raw = await read_all(fast_settings, topics.RAW_ARTICLES, expect=58)
+    assert len(raw) == 58 and set(count_by_key(raw).values()) == {1}
+    dlq = await read_all(fast_settings, topics.DEAD_LETTERS, expect=2)
+    assert sorted(v["input_ref"].rsplit(":", 1)[1] for _, _, v in dlq) == ["7", "8"]
+    assert {v["reason"] for _, _, v in dlq} == {"invalid_json", "validation_error"}
+
+
+def test_ingest_dir_cli_pages_jsonl_and_bad_files(broker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    archive = tmp_path / "archive"
+    (archive / "pages").mkdir(parents=True)
+    shutil.copy(ROOT / "services" / "samples" / "01_energy_battery_storage.txt", archive / "pages")
+    shutil.copy(FIX / "ar-1.html", archive / "pages")
+    (archive / "pages" / "latin1.txt").write_bytes(b"caf\xe9 \xff")  # not UTF-8: a dead letter
+    (archive / "pages" / "empty.html").write_text("<html><head></head></html>")  # no body: a dead letter
+    _jsonl(archive / "wire.jsonl", 5, bad=(3,))
+    app, ingest = typer.Typer(), typer.Typer()
+    app.add_typer(ingest, name="ingest")
+    register(app, ingest)
+    args = ["ingest", "dir", str(archive), "--bootstrap", broker.bootstrap, "--state", str(tmp_path / "r.sqlite"),
+            "--tz", "Asia/Beirut", "--progress"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "items/s" in result.output and "errors: 3" in result.output  # the rich progress bar
+    assert "replayed 9 input(s) from 5 file(s)" in result.output and "3 dead letter(s)" in result.output
+    again = CliRunner().invoke(app, [*args, "--no-progress"])
+    assert "replayed 0 input(s)" in again.output and "9 skipped" in again.output
+
+    settings = Settings(kafka_bootstrap_servers=broker.bootstrap)
+    raw = asyncio.run(read_all(settings, *topics.RAW_TOPICS, idle_s=1.0, timeout_s=10))
+    assert set(count_by_key(raw).values()) == {1}
+    sources = {v["source"] for _, _, v in raw}
+    assert sources == {"archive", "01_energy_battery_storage", "ar-1"}
+    dlq = asyncio.run(read_all(settings, topics.DEAD_LETTERS, expect=3, timeout_s=10))
+    assert sorted(v["reason"] for _, _, v in dlq) == ["empty_page", "invalid_encoding", "invalid_json"]
+
+
+def test_sigterm_mid_replay_then_resume_emits_each_item_once(broker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A real process, a real SIGTERM: the position is saved after the last acknowledged line."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    archive = _jsonl(tmp_path / "big.jsonl", 80)
+    entry = ("import typer\nfrom newsstream.ingest_cli import register\n"
+             "app, ingest = typer.Typer(), typer.Typer()\napp.add_typer(ingest, name='ingest')\n"
+             "register(app, ingest)\napp(prog_name='newsstream')\n")
+    cmd = [sys.executable, "-c", entry, "ingest", "dir", str(archive), "--bootstrap", broker.bootstrap,
+           "--state", str(tmp_path / "r.sqlite"), "--no-progress"]
+    env = {**os.environ, "NEWSSTREAM_LOG_LEVEL": "warning"}
+    proc = subprocess.Popen([*cmd, "--rate", "15"], stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(4.0)  # start-up, then 15/s
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "interrupted (run again to resume): replayed" in err
+    first = int(err.split("replayed ")[1].split(" ")[0])
+    assert 0 < first < 80
+    done = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert f"replayed {80 - first} input(s)" in done.stderr and f"{first} skipped" in done.stderr
+
+    settings = Settings(kafka_bootstrap_servers=broker.bootstrap)
+    raw = asyncio.run(read_all(settings, topics.RAW_ARTICLES, expect=80, timeout_s=15))
+    assert len(raw) == 80 and set(count_by_key(raw).values()) == {1}
