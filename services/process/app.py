@@ -32,7 +32,7 @@ import faust
 
 from newsstream.core import metrics, topics, wire
 from newsstream.core.config import Settings
-from newsstream.process import dedup
+from newsstream.process import dedup, dedup_changelog
 from newsstream.process.enrich import dedup_key, enrich, mark_duplicate
 from newsstream.process.envelope import EnvelopeBuilder, EnvelopeItem, partition_for, read_envelope
 
@@ -101,7 +101,9 @@ def build_app(settings: Settings) -> faust.App:
     ttl_s = settings.dedup_window_hours * 3600.0
     batch, within = settings.worker_batch_size, settings.worker_batch_within_s
 
-    async def send_dead_letter(topic: str, partition: int, offset: int, payload: bytes | None, exc: BaseException) -> None:
+    async def send_dead_letter(
+        topic: str, partition: int, offset: int, payload: bytes | None, exc: BaseException, item_id: str | None = None
+    ) -> None:
         letter = wire.dead_letter_for(
             payload or b"", exc, stage=SERVICE, source_topic=topic, source_partition=partition, source_offset=offset
         )
@@ -110,7 +112,33 @@ def build_app(settings: Settings) -> faust.App:
         log.warning(
             "dead letter: %s (%s) topic=%s partition=%s offset=%s",
             letter.reason, letter.error[:200], topic, partition, offset,
+            extra={
+                "item_id": item_id, "topic": topic, "partition": partition, "offset": offset,
+                "reason": letter.reason, "dead_letter_id": letter.id, "error_type": type(exc).__name__,
+            },
         )
+
+    # Tansu answers ListOffsets with the start of a partition's last batch, so
+    # faust's recovery stops short of the records after it; on Apache Kafka it
+    # reads everything. Before stage 2 handles anything after an assignment,
+    # the owned changelog partitions are read to the fetch highwater (which is
+    # right on both) and the claims recovery missed are added. Without this a
+    # restarted worker on the embedded broker could miss a duplicate.
+    tail_checked: set[int] = set()
+
+    @app.on_partitions_assigned.connect
+    async def _changelog_tail_unchecked(_app: faust.App, assigned: set[Any], **_: Any) -> None:
+        tail_checked.clear()
+
+    async def repair_changelog_tail() -> None:
+        changelog = first_seen.changelog_topic.get_topic_name()
+        owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == changelog}
+        unchecked = sorted(owned - tail_checked)
+        if unchecked:
+            added = await dedup_changelog.add_missing_entries(settings, changelog, unchecked, first_seen.data)
+            tail_checked.update(unchecked)
+            if added:
+                log.warning("dedup state: %d claims were missing after recovery and were added from the changelog", added)
 
     @app.agent(raw_in)
     async def enrich_raw(stream: faust.StreamT) -> None:
@@ -124,13 +152,15 @@ def build_app(settings: Settings) -> faust.App:
                 metrics.ITEMS_IN.labels(SERVICE, msg.topic).inc()
                 try:
                     enriched = enrich(wire.loads_raw(msg.value), now)
+                    metrics.ENRICHED.labels(enriched.kind, enriched.enrichment.language).inc()
                     content_key = dedup_key(enriched)
                     envelopes.add(
                         partition_for(content_key, settings.partitions),
                         content_key, enriched.id, enriched.kind, wire.dumps(enriched),
                     )
                 except Exception as exc:  # bad input must never stop the worker
-                    await send_dead_letter(msg.topic, msg.partition, msg.offset, msg.value, exc)
+                    key = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else None
+                    await send_dead_letter(msg.topic, msg.partition, msg.offset, msg.value, exc, key)
             for partition, envelope in envelopes.drain():
                 await app.producer.send(by_content_topic, None, envelope, partition, None, None)
             metrics.PROCESSING_SECONDS.labels(SERVICE, "enrich").observe(time.perf_counter() - started)
@@ -138,6 +168,7 @@ def build_app(settings: Settings) -> faust.App:
     @app.agent(by_content)
     async def deduplicate(stream: faust.StreamT) -> None:
         async for events in stream.take_events(max(1, batch // 50), within=within):
+            await repair_changelog_tail()
             started = time.perf_counter()
             now = time.time()
             for event in events:
@@ -160,7 +191,7 @@ def build_app(settings: Settings) -> faust.App:
                         if verdict.first_id is not None:
                             value = wire.dumps(mark_duplicate(wire.loads_enriched(value), verdict.first_id))
                     except Exception as exc:
-                        await send_dead_letter(msg.topic, msg.partition, msg.offset, item.line, exc)
+                        await send_dead_letter(msg.topic, msg.partition, msg.offset, item.line, exc, item.item_id)
                         continue
                     await app.producer.send(out_topic, item.item_id.encode(), value, None, None, None)
                     metrics.ITEMS_OUT.labels(SERVICE, out_topic).inc()
@@ -179,9 +210,39 @@ def build_app(settings: Settings) -> faust.App:
             removed += 1
         if removed:
             log.info("dedup state: expired %d content hashes", removed)
+        metrics.DEDUP_STATE_KEYS.set(len(first_seen.data))
+
+    lag = metrics.LagRecorder(SERVICE)
+
+    @app.timer(interval=5.0)
+    async def record_lag() -> None:
+        """Lag of the raw topics (stage 1's input): how far the worker is behind the producers."""
+        if app.rebalancing:
+            return
+        await lag.update(_RawTopicsOnly(app.consumer), force=True)
 
     app.newsstream_agents = (enrich_raw, deduplicate)  # type: ignore[attr-defined]
     return app
+
+
+class _RawTopicsOnly:
+    """faust's consumer seen through the raw-topic partitions only.
+
+    The worker also consumes its internal topics (by-content, changelog); their
+    lag is faust's business and would only add noise next to the raw topics.
+    """
+
+    def __init__(self, consumer: Any) -> None:
+        self._consumer = consumer
+
+    def assignment(self) -> list[Any]:
+        return [tp for tp in self._consumer.assignment() if tp.topic in topics.RAW_TOPICS]
+
+    def highwater(self, tp: Any) -> int | None:
+        return self._consumer.highwater(tp)
+
+    async def position(self, tp: Any) -> int | None:
+        return await self._consumer.position(tp)
 
 
 def is_ready(app: faust.App) -> bool:
@@ -199,6 +260,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     from faust.worker import Worker
 
     from newsstream.core.kafka import ensure_topics
+    from newsstream.core.logs import configure_logging
     from newsstream.core.text.language import detect_language
 
     # One loop for the start-up call and for faust: asyncio.run() would close its loop.
@@ -212,5 +274,13 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     async def serve_health() -> None:
         await metrics.start_health_server(SERVICE, settings.metrics_host, settings.metrics_port, lambda: is_ready(app))
 
-    worker = Worker(app, loop=loop, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    class _Worker(Worker):
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            super().on_setup_root_logger(logger, level)
+            # faust (mode) replaces the root handlers with its own colour formatter
+            # when it starts; put the structured (JSON in production) handler back,
+            # so the worker's logs parse like every other service's.
+            configure_logging(settings.log_level, settings.log_format)
+
+    worker = _Worker(app, loop=loop, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

@@ -1,0 +1,63 @@
+"""Reading the dedup table's changelog directly, to complete a faust recovery.
+
+See the comment at ``repair_changelog_tail`` in :mod:`newsstream.process.app`:
+the embedded Tansu broker reports a partition's end as the start of its last
+batch, and faust's recovery trusts that. This reads the partitions to the
+highwater reported in fetch responses, which is exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from newsstream.core.config import Settings
+from newsstream.core.kafka import require_bootstrap
+
+
+async def read_changelog(settings: Settings, topic: str, partitions: list[int]) -> dict[str, object]:
+    """The table state the changelog partitions describe: last write wins, tombstones delete."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=require_bootstrap(settings),
+        enable_auto_commit=False,
+        fetch_max_wait_ms=100,
+        **settings.kafka_client_kwargs(),
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        state: dict[str, object] = {}
+        while True:
+            batches = await consumer.getmany(timeout_ms=200, max_records=10_000)
+            for records in batches.values():
+                for record in records:
+                    key = orjson.loads(record.key)
+                    if record.value is None:
+                        state.pop(key, None)
+                    else:
+                        state[key] = orjson.loads(record.value)
+            done = True
+            for tp in tps:
+                highwater = consumer.highwater(tp)
+                if highwater is None or await consumer.position(tp) < highwater:
+                    done = False
+            if done:
+                return state
+    finally:
+        await consumer.stop()
+
+
+async def add_missing_entries(
+    settings: Settings, topic: str, partitions: list[int], table: MutableMapping[str, object]
+) -> int:
+    """Add to ``table`` the changelog entries it lacks; returns how many were added."""
+    added = 0
+    for key, value in (await read_changelog(settings, topic, partitions)).items():
+        if key not in table:
+            table[key] = value
+            added += 1
+    return added
