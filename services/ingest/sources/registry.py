@@ -4,7 +4,7 @@ Credentials are never written in the file: a source's ``auth`` and a push
 token name an *environment variable* (``env = "ALMAYADEEN_TOKEN"``) whose
 value is read when the service starts. Inline secrets (an ``Authorization``
 header, a ``token = "..."`` key) are rejected by validation. See
-``deploy/sources.example.toml`` and ``docs/sources.md``.
+``deploy/sources.example.toml`` and the "Sources" section of README.md.
 """
 
 from __future__ import annotations
