@@ -63,6 +63,77 @@ class RawTickerItem(_Event):
 RawEvent = Annotated[RawArticle | RawTickerItem, Field(discriminator="kind")]
 
 
+# --------------------------------------------------------------------------
+# Structured enrichment (newsstream.core.enrich): all optional, additive.
+# Character offsets are into the raw field named by ``field`` (Python str
+# indexes, i.e. code points, end exclusive).
+# --------------------------------------------------------------------------
+
+TextField = Literal["title", "body", "text", "attribution"]
+
+
+class EntityMention(_Event):
+    """A person, organisation or place named in the text."""
+
+    type: Literal["PERS", "LOC", "ORG"]
+    text: str = Field(description="The mention as written.")
+    field: TextField
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    id: str | None = Field(default=None, description="Canonical id ('country:RU', 'geonames:524901', 'person:sergey-lavrov', 'org:hamas'), null when unknown.")
+    name: str | None = Field(default=None, description="Canonical English name of the linked entry.")
+    country: str | None = Field(default=None, description="ISO 3166-1 alpha-2 code of the country (or the country the entry belongs to).")
+    source: Literal["gazetteer", "role", "model"] = Field(description="Found by name list, by a role description ('وزير الخارجية الروسي') or by the statistical tagger.")
+
+
+class QuoteMention(_Event):
+    """A quoted or reported statement and who made it."""
+
+    text: str
+    field: TextField
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    speaker: str = Field(description="Speaker as written (name, role or phrase).")
+    speaker_id: str | None = Field(default=None, description="Canonical id of the speaker when linked.")
+    kind: Literal["direct", "indirect"]
+
+
+class TimeMention(_Event):
+    """A date or relative date, resolved against the publication time."""
+
+    text: str
+    field: TextField
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    value: str | None = Field(default=None, description="ISO 8601 date, week ('2025-W13'), month or year; null when unresolvable.")
+    granularity: Literal["day", "week", "month", "year"]
+    modifier: Literal["early", "mid", "late"] | None = None
+
+
+class TopicScore(_Event):
+    code: str = Field(description="IPTC Media Topic code, e.g. 'medtop:11000000'.")
+    label: str
+    score: float = Field(ge=0.0, le=1.0, description="Calibrated probability that the topic applies (one-vs-rest).")
+
+
+class RegionRef(_Event):
+    country: str = Field(description="ISO 3166-1 alpha-2 code.")
+    name: str
+    region: str | None = Field(default=None, description="World region (UN geoscheme), e.g. 'Asia'.")
+    subregion: str | None = None
+    mentions: int = Field(ge=1)
+
+
+class Attribution(_Event):
+    """Who a ticker line is from: 'تلغراف عن مسؤول إيراني رفيع' -> source 'تلغراف', speaker 'مسؤول إيراني رفيع'."""
+
+    text: str
+    source: str | None = Field(default=None, description="Outlet or body relaying the statement.")
+    speaker: str | None = Field(default=None, description="Who made the statement.")
+    speaker_id: str | None = None
+    speaker_type: Literal["PERS", "LOC", "ORG"] | None = None
+
+
 class Enrichment(_Event):
     """Fields the worker adds to every item; the original text is never altered."""
 
@@ -74,6 +145,14 @@ class Enrichment(_Event):
     duplicate_of: str | None = Field(default=None, description="Id of the first item with the same content, null when this is the first.")
     processed_at: datetime
     pipeline_version: str = Field(description="newsstream version that produced this enrichment.")
+    entities: list[EntityMention] | None = Field(default=None, description="People, organisations and places, linked where known.")
+    quotes: list[QuoteMention] | None = None
+    times: list[TimeMention] | None = None
+    topics: list[TopicScore] | None = Field(default=None, description="IPTC Media Topics (top level), best first.")
+    regions: list[RegionRef] | None = Field(default=None, description="Countries the item is about, most mentioned first.")
+    urgency: int | None = Field(default=None, ge=1, le=9, description="IPTC urgency: 1 most urgent ... 9 least (rule in newsstream.core.enrich.urgency).")
+    attribution: Attribution | None = Field(default=None, description="Ticker lines: source and speaker of the attribution prefix.")
+    enrichment_versions: dict[str, str] | None = Field(default=None, description="Versions of the models and lexicons that produced the fields above.")
 
 
 class EnrichedArticle(_Event):

@@ -6,19 +6,69 @@ The worker calls :func:`enrich` on every raw event and then decides
 
 from __future__ import annotations
 
+import logging
+import os
 from datetime import datetime
 
 from newsstream import __version__
 from newsstream.core.ids import content_hash
 from newsstream.core.models import (
+    Attribution,
     EnrichedArticle,
     EnrichedTickerItem,
     Enrichment,
+    EntityMention,
+    QuoteMention,
     RawArticle,
     RawTickerItem,
+    RegionRef,
+    TimeMention,
+    TopicScore,
 )
 from newsstream.core.text.language import detect_language
 from newsstream.core.text.normalize import normalize_text, word_count
+
+_log = logging.getLogger(__name__)
+
+# NEWSSTREAM_ENRICH_STRUCTURED=off skips entities/quotes/times/topics/regions/
+# urgency (for a replay that only needs hashes, or to shed load).
+_STRUCTURED = os.environ.get("NEWSSTREAM_ENRICH_STRUCTURED", "on").lower() not in ("0", "off", "false", "no")
+
+
+def structured_fields(raw: RawArticle | RawTickerItem, words: int) -> dict:
+    """The optional Enrichment fields from :mod:`newsstream.core.enrich`; empty
+    (fields stay null) when switched off or when they fail: a bug in an
+    enricher must not turn a good item into a dead letter."""
+    if not _STRUCTURED:
+        return {}
+    from newsstream.core.enrich.pipeline import enrich_fields
+
+    try:
+        if isinstance(raw, RawArticle):
+            # without a publication time, relative dates count from the fetch
+            fields = enrich_fields("article", text=raw.body, title=raw.title,
+                                   published_at=raw.published_at or raw.fetched_at, word_count=words)
+        else:
+            fields = enrich_fields("ticker", text=raw.text, attribution=raw.attribution,
+                                   published_at=raw.published_at, word_count=words)
+        return _construct(fields)
+    except Exception:  # noqa: BLE001 - logged, item still enriched with the basics
+        _log.exception("structured enrichment failed for %s", raw.id)
+        return {}
+
+
+def _construct(fields: dict) -> dict:
+    """Nested models built without re-validation (``model_construct``): the
+    enrichers' output has a fixed shape (checked against the schema by
+    tests/enrich), and validating hundreds of mentions per article would
+    cost more than finding them."""
+    out = dict(fields)
+    for key, model in (("entities", EntityMention), ("quotes", QuoteMention), ("times", TimeMention),
+                       ("topics", TopicScore), ("regions", RegionRef)):
+        out[key] = [model.model_construct(**d) for d in fields[key]]
+    if fields.get("attribution") is not None:
+        out["attribution"] = Attribution.model_construct(**fields["attribution"])
+    return out
 
 PIPELINE_VERSION = f"newsstream/{__version__}"
 
@@ -48,15 +98,17 @@ def enrich(raw: RawArticle | RawTickerItem, processed_at: datetime) -> EnrichedA
     normalized = normalize_text(text)
     sample = (f"{raw.title}\n{raw.body}" if isinstance(raw, RawArticle) else raw.text)[:_LANGUAGE_SAMPLE_CHARS]
     language, confidence = detect_language(sample)
+    words = word_count(text)
     enrichment = Enrichment(
         language=language,
         language_confidence=round(float(confidence), 4),
         normalized_text=normalized,
         content_hash=content_hash(normalized),
-        word_count=word_count(text),
+        word_count=words,
         duplicate_of=None,
         processed_at=processed_at,
         pipeline_version=PIPELINE_VERSION,
+        **structured_fields(raw, words),
     )
     if isinstance(raw, RawArticle):
         return EnrichedArticle(id=raw.id, raw=raw, enrichment=enrichment)

@@ -22,7 +22,7 @@ DEPLOY = ROOT / "deploy"
 
 
 def missing_tool(what: str) -> None:
-    message = f"{what} is not installed (see README.md, "Tools the tests need")"
+    message = f"{what} is not installed (see README.md, 'Tools the tests need')"
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
