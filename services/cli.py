@@ -41,6 +41,11 @@ from newsstream.eval_dedup import register as _register_dedup_eval  # noqa: E402
 
 _register_dedup_eval(eval_app)
 
+# Quality evaluations: topics and entities.
+from newsstream.eval_enrichment import register as _register_enrich_eval  # noqa: E402
+
+_register_enrich_eval(eval_app)
+
 Bootstrap = Annotated[
     Optional[str],
     typer.Option("--bootstrap", "-b", help="Kafka bootstrap servers host:port (env KAFKA_BOOTSTRAP_SERVERS)."),

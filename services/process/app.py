@@ -261,13 +261,13 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
 
     from newsstream.core.kafka import ensure_topics
     from newsstream.core.logs import configure_logging
-    from newsstream.core.text.language import detect_language
+    from newsstream.process.enrich import warm_up
 
     # One loop for the start-up call and for faust: asyncio.run() would close its loop.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(ensure_topics(settings))
-    detect_language("warm up")  # load the language model now, not inside the first batch
+    warm_up()  # load the models now, not inside the first batch (see enrich.warm_up)
     app = build_app(settings)
 
     @app.task

@@ -35,6 +35,20 @@ _log = logging.getLogger(__name__)
 _STRUCTURED = os.environ.get("NEWSSTREAM_ENRICH_STRUCTURED", "on").lower() not in ("0", "off", "false", "no")
 
 
+def warm_up() -> None:
+    """Load every model enrichment uses (~1-2 s of CPU).
+
+    The worker calls this before it joins its consumer group: loading inside
+    the first batch would block the event loop past a heartbeat and trigger a
+    rebalance.
+    """
+    detect_language("warm up")
+    if _STRUCTURED:
+        from newsstream.core.enrich.pipeline import warm_up as warm_up_structured
+
+        warm_up_structured()
+
+
 def structured_fields(raw: RawArticle | RawTickerItem, words: int) -> dict:
     """The optional Enrichment fields from :mod:`newsstream.core.enrich`; empty
     (fields stay null) when switched off or when they fail: a bug in an

@@ -1,0 +1,119 @@
+"""Cost of enrichment per item, in-process (no Kafka): µs per ticker line and per 3 KB article.
+
+    python bench/enrichment.py [--rounds 2000]
+
+Inputs are the bundled samples (services/samples/): the ticker lines of the
+sample pages and of wire.jsonl, and the sample articles cut or repeated to
+3,000 characters. For each kind it prints the median over rounds of:
+
+* ``basic``: language, normalisation, hash, word count (NEWSSTREAM_ENRICH_STRUCTURED=off);
+* ``structured``: ``newsstream.core.enrich.pipeline.enrich_fields`` alone
+  (entities, tagger, quotes, times, topics, regions, urgency), and its parts;
+* ``full``: ``newsstream.process.enrich.enrich`` as the worker calls it.
+
+Models are loaded before timing. One machine, one run: compare figures from
+the same run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import orjson
+
+import newsstream.process.enrich as worker_enrich
+from newsstream.core.enrich import ner
+from newsstream.core.enrich.pipeline import enrich_fields, find_entities, versions
+from newsstream.core.enrich.quotes import find_quotes
+from newsstream.core.enrich.times import find_times
+from newsstream.core.enrich.topics import classify
+from newsstream.core.models import RawArticle, RawTickerItem
+from newsstream.ingest.events import events_from_page_text
+
+SAMPLES = Path(__file__).resolve().parents[1] / "services" / "samples"
+T0 = datetime(2026, 11, 25, 20, 0, tzinfo=timezone.utc)
+
+
+def _inputs() -> tuple[list[RawTickerItem], list[RawArticle]]:
+    events = []
+    for page in sorted(SAMPLES.glob("*.txt")):
+        events += events_from_page_text(page.read_text(encoding="utf-8"), source=page.stem, fetched_at=T0)
+    tickers = [e for e in events if isinstance(e, RawTickerItem)]
+    bodies = [e.body for e in events if isinstance(e, RawArticle)]
+    for line in (SAMPLES / "wire.jsonl").read_bytes().splitlines():
+        try:
+            rec = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue  # the samples include bad records on purpose
+        if not isinstance(rec, dict) or not rec.get("text") and not rec.get("body"):
+            continue
+        if rec.get("kind") == "ticker":
+            tickers.append(RawTickerItem(id="t", source="wire", time=rec["time"], published_at=rec["published_at"],
+                                         text=rec["text"], attribution=rec.get("attribution"), thread_id="th", fetched_at=T0))
+        elif rec.get("kind") == "article":
+            bodies.append(rec["body"])
+    articles = []
+    for i, body in enumerate(bodies):
+        text = body
+        while len(text) < 3000:
+            text += "\n\n" + body
+        articles.append(RawArticle(id=f"a{i}", source="s", title="عنوان", body=text[:3000], fetched_at=T0, published_at=T0))
+    return tickers, articles
+
+
+def _per_item_us(fn, items, rounds: int) -> float:
+    samples = []
+    n = len(items)
+    for r in range(rounds):
+        item = items[r % n]
+        t = time.perf_counter_ns()
+        fn(item)
+        samples.append((time.perf_counter_ns() - t) / 1000)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=2000)
+    args = ap.parse_args()
+    tickers, articles = _inputs()
+    versions()  # load every model
+    for it in tickers + articles:
+        worker_enrich.enrich(it, T0)
+
+    def fields(it):
+        if isinstance(it, RawArticle):
+            return enrich_fields("article", text=it.body, title=it.title, published_at=it.published_at)
+        return enrich_fields("ticker", text=it.text, attribution=it.attribution, published_at=it.published_at)
+
+    def text_of(it):
+        return it.body if isinstance(it, RawArticle) else it.text
+
+    parts = {
+        "gazetteer+nisba": lambda it: find_entities(text_of(it), use_model=False),
+        "tagger (CRF)": lambda it: ner.tag_text(text_of(it)[:6000]),
+        "quotes": lambda it: find_quotes(text_of(it), []),
+        "times": lambda it: find_times(text_of(it), T0),
+        "topics": lambda it: classify(getattr(it, "title", ""), text_of(it)),
+    }
+    print(f"{'kind':8} {'stage':18} {'µs/item':>10}")
+    for kind, items, rounds in (("ticker", tickers, args.rounds), ("article", articles, max(50, args.rounds // 10))):
+        worker_enrich._STRUCTURED = False
+        basic = _per_item_us(lambda it: worker_enrich.enrich(it, T0), items, rounds)
+        worker_enrich._STRUCTURED = True
+        full = _per_item_us(lambda it: worker_enrich.enrich(it, T0), items, rounds)
+        structured = _per_item_us(fields, items, rounds)
+        print(f"{kind:8} {'basic':18} {basic:10.0f}")
+        for name, fn in parts.items():
+            print(f"{kind:8} {name:18} {_per_item_us(fn, items, rounds):10.0f}")
+        print(f"{kind:8} {'structured':18} {structured:10.0f}")
+        print(f"{kind:8} {'full (worker)':18} {full:10.0f}   -> {1e6 / full:,.0f} items/s on one core")
+    print(f"({len(tickers)} ticker lines, {len(articles)} articles of 3,000 characters)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""All structured enrichment of one item, as plain dicts (no Kafka, no pydantic).
+
+:func:`enrich_fields` is what :func:`newsstream.process.enrich.enrich` calls;
+it returns the optional ``Enrichment`` fields (entities, quotes, times,
+topics, regions, urgency, attribution, enrichment_versions).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from newsstream.core.enrich import ner as _ner
+from newsstream.core.enrich.gazetteer import get_gazetteer
+from newsstream.core.enrich.quotes import find_quotes
+from newsstream.core.enrich.region import regions
+from newsstream.core.enrich.text import is_arabic, norm, tokens
+from newsstream.core.enrich.times import find_times
+from newsstream.core.enrich.topics import classify, get_topic_model
+from newsstream.core.enrich.urgency import URGENCY_VERSION, urgency
+
+__all__ = ["ENRICH_VERSION", "versions", "find_entities", "parse_attribution", "enrich_fields"]
+
+ENRICH_VERSION = "enrich-1"
+QUOTES_VERSION = "quotes-rule-1"
+TIMES_VERSION = "times-rule-1"
+
+# Articles are tagged on their first N characters by the statistical tagger
+# (the gazetteer runs on all of it): keeps the cost of long texts bounded.
+NER_MAX_CHARS = 6000
+
+
+def warm_up() -> None:
+    """Load every model and lexicon now (~1 s) rather than inside the first batch."""
+    versions()
+    enrich_fields("ticker", text="قال لافروف في موسكو أمس: \"نعم\"", attribution="الخارجية الروسية")
+
+
+def versions() -> dict[str, str]:
+    return {
+        "enrich": ENRICH_VERSION,
+        "gazetteer": get_gazetteer().version,
+        "ner": _ner.get_tagger().version,
+        "topics": get_topic_model().version,
+        "quotes": QUOTES_VERSION,
+        "times": TIMES_VERSION,
+        "urgency": URGENCY_VERSION,
+    }
+
+
+def _entity(gaz, eid: str | None) -> dict:
+    return gaz.entities.get(eid, {}) if eid else {}
+
+
+def find_entities(text: str, field: str = "body", use_model: bool = True) -> tuple[list[dict], list[str]]:
+    """Entity mentions of ``text`` (gazetteer and roles first, then tagger spans
+    that do not overlap them, linked when their name is known) and the ISO
+    codes of relational adjectives (for regions)."""
+    gaz = get_gazetteer()
+    toks = tokens(text)
+    out: list[dict] = []
+    for m in gaz.find(toks, text):
+        if m["kind"] == "name" and text[m["end"] - 1:m["end"]] == "\u064b":
+            continue  # "روسياً": an adverbial adjective, not the country
+        ent = _entity(gaz, m["id"])
+        out.append({"type": ent.get("type", "LOC"), "text": m["text"], "field": field, "start": m["start"], "end": m["end"],
+                    "id": m["id"], "name": ent.get("name_en"), "country": ent.get("country"),
+                    "source": "role" if m["kind"] == "role" else "gazetteer"})
+    if use_model and is_arabic(text):
+        spans = [(e["start"], e["end"]) for e in out]
+        for typ, s, e, surface in _ner.tag_text(text[:NER_MAX_CHARS]):
+            if typ not in ("PERS", "LOC", "ORG") or any(a < e and s < b for a, b in spans):
+                continue
+            if surface.endswith("\u064b"):
+                continue  # adverbial accusative ("روسياً", "إيرانياً"): an adjective, not a name
+            eid = gaz.link(surface)
+            ent = _entity(gaz, eid)
+            out.append({"type": ent.get("type", typ), "text": surface, "field": field, "start": s, "end": e, "id": eid,
+                        "name": ent.get("name_en"), "country": ent.get("country"), "source": "model"})
+    out.sort(key=lambda d: d["start"])
+    nisba = gaz.nisba_countries([norm(t) for t, _, _ in toks])
+    return out, nisba
+
+
+# Government bodies named by a relational adjective: "الخارجية التركية" is
+# Türkiye's foreign ministry. Id: org:<body>-<iso2 lower>.
+_BODIES = {
+    "الخارجيه": "foreign-ministry", "وزاره الخارجيه": "foreign-ministry",
+    "الدفاع": "defence-ministry", "وزاره الدفاع": "defence-ministry",
+    "الداخليه": "interior-ministry", "وزاره الداخليه": "interior-ministry",
+    "الرئاسه": "presidency", "الحكومه": "government", "الجيش": "army",
+}
+# Unnamed people: "مسؤول إيراني رفيع" is a person of Iran.
+_PERSON_NOUNS = {"مسوول", "مصدر", "دبلوماسي", "متحدث", "المتحدث", "وزير", "نائب", "قائد", "مستشار"}
+
+
+def _speaker_by_rule(speaker: str) -> tuple[str | None, str | None]:
+    """(id, type) of an attribution the gazetteer does not name."""
+    from newsstream.core.enrich.gazetteer import alias_key
+
+    gaz = get_gazetteer()
+    words = alias_key(speaker).split(" ")
+    iso = next((gaz.nisba[w] for w in words if w in gaz.nisba), None)
+    if iso is None:
+        return None, None
+    head = " ".join(words[:2]) if " ".join(words[:2]) in _BODIES else words[0]
+    if head in _BODIES:
+        return f"org:{_BODIES[head]}-{iso.lower()}", "ORG"
+    if words[0] in _PERSON_NOUNS:
+        return None, "PERS"
+    return None, None
+
+
+_RELAY = re.compile(r"^(?P<source>.{2,40}?)\s+(?:عن|نقلا عن|نقلاً عن|citing|quoting)\s+(?P<speaker>.+)$")
+
+
+def parse_attribution(attribution: str) -> dict:
+    """'تلغراف عن مسؤول إيراني رفيع' -> source 'تلغراف', speaker 'مسؤول إيراني رفيع';
+    'الخارجية التركية' -> speaker (and source) 'الخارجية التركية'."""
+    text = attribution.strip().strip('"«»“” :')
+    m = _RELAY.match(text)
+    source, speaker = (m.group("source"), m.group("speaker")) if m else (text, text)
+    ents, _ = find_entities(speaker, "attribution", use_model=False)
+    best = next((e for e in ents if e["type"] in ("PERS", "ORG")), ents[0] if ents else None)
+    if best is not None:
+        sid, stype = best["id"], best["type"]
+    else:
+        sid, stype = _speaker_by_rule(speaker)
+    return {"text": attribution, "source": source, "speaker": speaker, "speaker_id": sid, "speaker_type": stype}
+
+
+def enrich_fields(kind: str, *, text: str, title: str = "", attribution: str | None = None,
+                  published_at: datetime | None = None, word_count: int = 0) -> dict:
+    """Optional ``Enrichment`` fields of one item (``kind`` 'article' or 'ticker')."""
+    body_field = "body" if kind == "article" else "text"
+    entities, nisba = find_entities(text, body_field)
+    if title:
+        t_ents, t_nisba = find_entities(title, "title")
+        entities = t_ents + entities
+        nisba = t_nisba + nisba
+    quotes = [dict(q, field=body_field) for q in find_quotes(text, entities=[e for e in entities if e["field"] == body_field])]
+    for q in quotes:
+        for k in ("speaker_start", "speaker_end"):
+            q.pop(k, None)
+    times = [dict(t, field=body_field) for t in find_times(text, published_at)]
+    topics = classify(title, text)
+    attr = None
+    if attribution:
+        attr = parse_attribution(attribution)
+        a_ents, a_nisba = find_entities(attribution, "attribution", use_model=False)
+        entities = a_ents + entities
+        nisba = a_nisba + nisba
+    gaz = get_gazetteer()
+    return {
+        "entities": entities,
+        "quotes": quotes,
+        "times": times,
+        "topics": topics,
+        "regions": regions(entities, nisba, gaz),
+        "urgency": urgency(kind, text, title, topics[0]["code"] if topics else None, word_count),
+        "attribution": attr,
+        "enrichment_versions": versions(),
+    }
+
+
+def merge_gazetteer_tags(toks: list[str], tags: list[str]) -> list[str]:
+    """BIO tags of pre-tokenised text with gazetteer names added: a name the
+    tagger missed entirely is added, and a tagger span covering exactly the
+    same tokens takes the gazetteer's type. (Used by ``eval entities`` to
+    score what the pipeline does: gazetteer first, tagger for the rest.)"""
+    from newsstream.core.enrich.ner import bio_spans
+
+    gaz = get_gazetteer()
+    offsets, pos = [], 0
+    for t in toks:
+        offsets.append((t, pos, pos + len(t)))
+        pos += len(t) + 1
+    text = " ".join(toks)
+    starts = {s: i for i, (_, s, _) in enumerate(offsets)}
+    ends = {e: i for i, (_, _, e) in enumerate(offsets)}
+    out = list(tags)
+    model_spans = {(s, e): typ for typ, s, e in bio_spans(list(tags))}
+    for m in gaz.find(offsets, text):
+        if m["kind"] != "name":
+            continue
+        typ = gaz.entities.get(m["id"], {}).get("type")
+        # token span containing the match (a stripped proclitic stays inside)
+        i = max(k for k, (_, s, _) in enumerate(offsets) if s <= m["start"])
+        j = ends.get(m["end"])
+        if j is None or typ is None:
+            continue
+        span = (i, j + 1)
+        if span in model_spans:
+            if model_spans[span] != typ:
+                out[i] = "B-" + typ
+                for k in range(i + 1, j + 1):
+                    out[k] = "I-" + typ
+        elif all(out[k] == "O" for k in range(i, j + 1)) and (j + 1 >= len(out) or not out[j + 1].startswith("I-")):
+            out[i] = "B-" + typ
+            for k in range(i + 1, j + 1):
+                out[k] = "I-" + typ
+    del starts
+    return out
