@@ -179,7 +179,7 @@ def _print_summary(console: Console, summary, duplicates, threads, store_url: st
     if duplicates:
         console.print("[bold]duplicates[/] (item ← the first item with the same content)")
         for d in duplicates:
-            console.print(f"  {d.kind:<7} {d.source} «{_short(d.text)}» ← {d.first_source} ({d.first_id})", markup=False)
+            console.print(f"  {d.kind:<7} {d.source}: «{_short(d.text, 44)}» ← {d.first_source}", markup=False)
     if threads:
         console.print("[bold]multi-line ticker threads[/]")
         for t in threads:
