@@ -59,13 +59,14 @@ def spawn_service(name: str, args: list[str], env: dict[str, str], log_dir: Path
     """Run ``newsstream <name> ...`` as a child process with its log in ``log_dir``."""
     port = free_port()
     log_path = log_dir / f"{name}.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "newsstream", name, "--metrics-port", str(port), *args],
-        stdout=open(log_path, "wb"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, **env},
-        start_new_session=True,
-    )
+    with open(log_path, "wb") as log_file:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "newsstream", name, "--metrics-port", str(port), *args],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
+            start_new_session=True,
+        )
     return ServiceProcess(name, proc, port, log_path)
 
 
@@ -110,8 +111,15 @@ async def _wait_until_stored(store_url: str, items: int, dead_letters: int, time
         await store.close()
 
 
+def _raise_keyboard_interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_demo(bootstrap: str | None, store_url: str | None, keep_running: bool, timeout: float) -> int:
     console = Console()
+    # SIGTERM ends the demo like Ctrl-C does, through the cleanup below: the
+    # children run in their own sessions and would otherwise outlive it.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     configure_logging("error")  # the summary reports dead letters; warnings would only repeat them
     started = time.monotonic()
     if DEMO_DIR.exists():
@@ -149,7 +157,8 @@ def run_demo(bootstrap: str | None, store_url: str | None, keep_running: bool, t
         if keep_running:
             console.print("services keep running; Ctrl-C stops them")
             try:
-                signal.sigwait({signal.SIGINT, signal.SIGTERM})
+                while True:
+                    time.sleep(3600)
             except KeyboardInterrupt:
                 pass
         return 0

@@ -114,11 +114,25 @@ def event_from_json_line(line: bytes, fetched_at: datetime) -> RawItem:
 def _derived_id(record: dict[str, object]) -> str:
     source = str(record.get("source") or "")
     if record.get("kind") == "ticker":
-        return ticker_id(source, str(record.get("published_at") or ""), str(record.get("text") or ""),
+        return ticker_id(source, _utc_iso(record.get("published_at")), str(record.get("text") or ""),
                          record.get("attribution") if isinstance(record.get("attribution"), str) else None)
     url = record.get("url")
     return article_id(source, url if isinstance(url, str) else None, str(record.get("title") or ""),
                       str(record.get("body") or ""))
+
+
+def _utc_iso(value: object) -> str:
+    """A timestamp as the page path writes it into ids (UTC isoformat), so that
+    "…Z", "…+00:00" and "…+03:00" spellings of one instant give one id."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value  # validation will reject it; the id does not matter then
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc).isoformat()
 
 
 def read_jsonl(path: str) -> Iterator[tuple[int, bytes]]:

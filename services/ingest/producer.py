@@ -18,6 +18,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError
 
 from newsstream.core import metrics, topics, wire
 from newsstream.core.config import Settings
@@ -60,6 +61,9 @@ class RawEventProducer:
         self.settings = settings
         self.report = IngestReport()
         self._producer: AIOKafkaProducer | None = None
+        # Delivery futures since the last flush: aiokafka's flush() waits for
+        # batches but never raises, so failures are only seen on these.
+        self._pending: list[asyncio.Future[object]] = []
 
     async def __aenter__(self) -> "RawEventProducer":
         await ensure_topics(self.settings)
@@ -68,8 +72,10 @@ class RawEventProducer:
 
     async def __aexit__(self, *exc: object) -> None:
         if self._producer is not None:
-            await self._producer.flush()
-            await self._producer.stop()
+            try:
+                await self.flush()
+            finally:
+                await self._producer.stop()
 
     @property
     def producer(self) -> AIOKafkaProducer:
@@ -78,15 +84,23 @@ class RawEventProducer:
 
     async def emit(self, event: RawArticle | RawTickerItem) -> None:
         topic = topics.RAW_TOPIC_BY_KIND[event.kind]
-        # send() only buffers; delivery is confirmed by flush() on exit, and a
-        # failed delivery raises there instead of passing silently.
-        await self.producer.send(topic, wire.dumps(event), key=event.id.encode())
+        value = wire.dumps(event)
+        try:
+            # send() only buffers; delivery is confirmed by flush(), which raises
+            # when any send since the last flush failed.
+            self._pending.append(await self.producer.send(topic, value, key=event.id.encode()))
+        except MessageSizeTooLargeError as exc:
+            # Refused before it left: the item itself is the problem, not the broker.
+            await self.emit_dead_letter(
+                wire.dead_letter(value, stage=SERVICE, reason="too_large", error=str(exc), input_ref=event.url or event.id)
+            )
+            return
         metrics.ITEMS_OUT.labels(SERVICE, topic).inc()
         metrics.observe_item_source(event.source, event.kind)  # freshness: the "no news from X" alert
         self.report.emitted[event.kind] += 1
 
     async def emit_dead_letter(self, letter: DeadLetter) -> None:
-        await self.producer.send(topics.DEAD_LETTERS, wire.dumps(letter), key=letter.id.encode())
+        self._pending.append(await self.producer.send(topics.DEAD_LETTERS, wire.dumps(letter), key=letter.id.encode()))
         metrics.DEAD_LETTERS.labels(SERVICE, topics.DEAD_LETTERS, letter.reason).inc()
         self.report.dead_letters[letter.reason] += 1
         self.report.dead_letter_refs.append(f"{letter.input_ref}: {letter.reason}: {letter.error[:160]}")
@@ -96,7 +110,11 @@ class RawEventProducer:
         )
 
     async def flush(self) -> None:
+        """Wait until the broker acknowledged everything sent so far; raise the first failure."""
+        pending, self._pending = self._pending, []
         await self.producer.flush()
+        if pending:
+            await asyncio.gather(*pending)
 
     async def emit_acked(self, events: list[RawArticle | RawTickerItem]) -> None:
         """Send events and return only when the broker acknowledged every one of them.

@@ -54,6 +54,9 @@ def expired_keys(
     """Keys past their TTL on the given (actively owned) partitions, with their partition."""
     owned = set(partitions)
     for key, value in list(state.items()):
-        entry = FirstSeen.from_stored(value)
+        try:
+            entry = FirstSeen.from_stored(value)
+        except (TypeError, ValueError):
+            continue  # not ours to judge; a malformed entry must not stop expiry of the rest
         if entry.partition in owned and now - entry.seen_at > ttl_s:
             yield key, entry.partition

@@ -8,6 +8,7 @@ highwater reported in fetch responses, which is exact.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import MutableMapping
 
 import orjson
@@ -17,7 +18,9 @@ from newsstream.core.config import Settings
 from newsstream.core.kafka import require_bootstrap
 
 
-async def read_changelog(settings: Settings, topic: str, partitions: list[int]) -> dict[str, object]:
+async def read_changelog(
+    settings: Settings, topic: str, partitions: list[int], timeout_s: float = 120.0
+) -> dict[str, object]:
     """The table state the changelog partitions describe: last write wins, tombstones delete."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=require_bootstrap(settings),
@@ -31,7 +34,10 @@ async def read_changelog(settings: Settings, topic: str, partitions: list[int]) 
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         state: dict[str, object] = {}
+        deadline = asyncio.get_running_loop().time() + timeout_s
         while True:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"could not read {topic} {partitions} to its end within {timeout_s:.0f}s")
             batches = await consumer.getmany(timeout_ms=200, max_records=10_000)
             for records in batches.values():
                 for record in records:

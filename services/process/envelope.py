@@ -48,6 +48,9 @@ class EnvelopeBuilder:
 
     def add(self, partition: int, content_key: str, item_id: str, kind: str, value: bytes) -> None:
         line = orjson.dumps([content_key, item_id, kind]) + b"\t" + value
+        if len(line) > self.max_bytes:
+            # The caller turns this into a dead letter for this one item.
+            raise ValueError(f"enriched item is {len(line)} bytes, more than an envelope may hold ({self.max_bytes})")
         if self._lines[partition] and self._sizes[partition] + len(line) + 1 > self.max_bytes:
             self._full.append((partition, b"\n".join(self._lines.pop(partition))))
             self._sizes[partition] = 0

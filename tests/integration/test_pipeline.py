@@ -225,3 +225,32 @@ async def test_two_workers_find_the_same_duplicates_as_one(
     finally:
         for svc in services:
             svc.stop()
+
+
+async def test_an_item_too_big_once_enriched_becomes_a_dead_letter_and_the_flow_goes_on(
+    fast_settings: Settings, sqlite_url: str, tmp_path: Path, query_store
+) -> None:
+    settings = fast_settings.model_copy(update={"store_url": await _migrated(sqlite_url)})
+    huge_body = " ".join(f"كلمة{n}" for n in range(60_000))  # ~600 KB raw; enriched it exceeds an envelope
+    lines = [
+        orjson.dumps({"kind": "article", "source": "wire", "url": "https://example.org/huge", "title": "ضخم",
+                      "body": huge_body}),
+        orjson.dumps({"kind": "article", "source": "wire", "url": "https://example.org/small", "title": "صغير",
+                      "body": "نص قصير عن الطقس"}),
+    ]
+    services = [harness.start("worker", settings, tmp_path), harness.start("sink", settings, tmp_path)]
+    try:
+        producer = await _ingest_lines(settings, lines)
+        assert producer.report.total_emitted == 2
+
+        async def done() -> bool:
+            rows = await query_store(sqlite_url, "SELECT (SELECT count(*) FROM articles) a, (SELECT count(*) FROM dead_letters) d")
+            return rows == [{"a": 1, "d": 1}]
+
+        await harness.wait_for(done, 90, "1 article and 1 dead letter", services)
+        letter = (await query_store(sqlite_url, "SELECT stage, error, source_topic FROM dead_letters"))[0]
+        assert letter["stage"] == "worker" and "more than an envelope may hold" in letter["error"]
+        assert all(svc.proc.poll() is None for svc in services), "a too-big item must not stop a service"
+    finally:
+        for svc in services:
+            svc.stop()

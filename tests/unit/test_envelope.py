@@ -38,3 +38,15 @@ def test_a_broken_line_is_reported_and_the_others_still_read() -> None:
 def test_partition_follows_the_content_digest() -> None:
     assert partition_for("article:0000000a", 4) == 10 % 4
     assert partition_for("ticker:ffffffff00", 3) == 0xFFFFFFFF % 3
+
+
+def test_an_item_bigger_than_an_envelope_is_refused_alone() -> None:
+    builder = EnvelopeBuilder(max_bytes=100)
+    builder.add(0, "ticker:01", "t_1", "ticker", b"x" * 10)
+    try:
+        builder.add(0, "ticker:02", "t_2", "ticker", b"x" * 200)
+    except ValueError as exc:
+        assert "more than an envelope may hold" in str(exc)
+    else:
+        raise AssertionError("an oversize item was accepted")
+    assert [i.item_id for _, e in builder.drain() for i in read_envelope(e)] == ["t_1"]

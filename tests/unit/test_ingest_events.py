@@ -59,3 +59,13 @@ def test_json_line_gets_id_and_fetch_time_when_absent() -> None:
 def test_json_line_that_is_not_a_raw_event_is_rejected(line: bytes) -> None:
     with pytest.raises(ValidationError):
         event_from_json_line(line, FETCHED)
+
+
+def test_a_ticker_line_gets_one_id_whatever_spelling_of_its_time() -> None:
+    def line(published_at: str) -> bytes:
+        return orjson.dumps({"kind": "ticker", "source": "wire", "time": "22:35", "published_at": published_at,
+                             "text": "نص", "thread_id": "th"})
+
+    ids = {event_from_json_line(line(t), FETCHED).id
+           for t in ("2026-11-25T20:35:00Z", "2026-11-25T20:35:00+00:00", "2026-11-25T22:35:00+02:00")}
+    assert len(ids) == 1
