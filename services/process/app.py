@@ -24,8 +24,6 @@ exactly-once in the store by id-keyed upserts.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import logging
 import time
 from typing import Any
@@ -41,7 +39,6 @@ from newsstream.process.envelope import EnvelopeBuilder, EnvelopeItem, partition
 log = logging.getLogger(__name__)
 
 SERVICE = "worker"
-YIELD_EVERY = 20  # items between two yields to the event loop in a batch
 
 
 def _faust_broker_settings(settings: Settings) -> dict[str, Any]:
@@ -104,19 +101,13 @@ def build_app(settings: Settings) -> faust.App:
     ttl_s = settings.dedup_window_hours * 3600.0
     batch, within = settings.worker_batch_size, settings.worker_batch_within_s
 
-    async def send(pending: list[Any], topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> None:
-        # The delivery future is kept: faust's flush before a commit never raises,
-        # so a failed delivery is only ever seen here (see fail_fast).
-        pending.append(await app.producer.send(topic, key, value, partition, None, None))
-
     async def send_dead_letter(
-        pending: list[Any], topic: str, partition: int, offset: int, payload: bytes | None, exc: BaseException,
-        item_id: str | None = None,
+        topic: str, partition: int, offset: int, payload: bytes | None, exc: BaseException, item_id: str | None = None
     ) -> None:
         letter = wire.dead_letter_for(
             payload or b"", exc, stage=SERVICE, source_topic=topic, source_partition=partition, source_offset=offset
         )
-        await send(pending, topics.DEAD_LETTERS, letter.id.encode(), wire.dumps(letter))
+        await app.producer.send(topics.DEAD_LETTERS, letter.id.encode(), wire.dumps(letter), None, None, None)
         metrics.DEAD_LETTERS.labels(SERVICE, topic, letter.reason).inc()
         log.warning(
             "dead letter: %s (%s) topic=%s partition=%s offset=%s",
@@ -126,20 +117,6 @@ def build_app(settings: Settings) -> faust.App:
                 "reason": letter.reason, "dead_letter_id": letter.id, "error_type": type(exc).__name__,
             },
         )
-
-    def fail_fast(stage: str, exc: BaseException) -> None:
-        """A batch could not be completed (delivery failed, state unreadable).
-
-        take_events acks a batch when its loop body ends, however it ends, and
-        faust commits acked offsets on shutdown: so the only way not to commit
-        a batch that was not delivered is to end the process here, as a crash
-        would. The batch is re-read from the last commit on restart (the
-        orchestrator restarts the worker); ids make the replay harmless.
-        """
-        log.critical("%s: batch failed, exiting without committing it: %s: %s", stage, type(exc).__name__, exc,
-                     exc_info=exc)
-        logging.shutdown()
-        os._exit(70)
 
     # Tansu answers ListOffsets with the start of a partition's last batch, so
     # faust's recovery stops short of the records after it; on Apache Kafka it
@@ -170,68 +147,56 @@ def build_app(settings: Settings) -> faust.App:
             started = time.perf_counter()
             now = wire.utcnow()
             envelopes = EnvelopeBuilder()
-            pending: list[Any] = []
-            try:
-                for index, event in enumerate(events):
-                    msg = event.message
-                    metrics.ITEMS_IN.labels(SERVICE, msg.topic).inc()
-                    try:
-                        enriched = enrich(wire.loads_raw(msg.value), now)
-                        metrics.ENRICHED.labels(enriched.kind, enriched.enrichment.language).inc()
-                        content_key = dedup_key(enriched)
-                        envelopes.add(
-                            partition_for(content_key, settings.partitions),
-                            content_key, enriched.id, enriched.kind, wire.dumps(enriched),
-                        )
-                    except Exception as exc:  # bad input must never stop the worker
-                        key = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else None
-                        await send_dead_letter(pending, msg.topic, msg.partition, msg.offset, msg.value, exc, key)
-                    if index % YIELD_EVERY == YIELD_EVERY - 1:
-                        await asyncio.sleep(0)  # enrichment is CPU-bound: let the loop breathe
-                for partition, envelope in envelopes.drain():
-                    await send(pending, by_content_topic, None, envelope, partition)
-                await asyncio.gather(*pending)
-            except Exception as exc:
-                fail_fast("enrich", exc)
+            for event in events:
+                msg = event.message
+                metrics.ITEMS_IN.labels(SERVICE, msg.topic).inc()
+                try:
+                    enriched = enrich(wire.loads_raw(msg.value), now)
+                    metrics.ENRICHED.labels(enriched.kind, enriched.enrichment.language).inc()
+                    content_key = dedup_key(enriched)
+                    envelopes.add(
+                        partition_for(content_key, settings.partitions),
+                        content_key, enriched.id, enriched.kind, wire.dumps(enriched),
+                    )
+                except Exception as exc:  # bad input must never stop the worker
+                    key = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else None
+                    await send_dead_letter(msg.topic, msg.partition, msg.offset, msg.value, exc, key)
+            for partition, envelope in envelopes.drain():
+                await app.producer.send(by_content_topic, None, envelope, partition, None, None)
             metrics.PROCESSING_SECONDS.labels(SERVICE, "enrich").observe(time.perf_counter() - started)
 
     @app.agent(by_content)
     async def deduplicate(stream: faust.StreamT) -> None:
         async for events in stream.take_events(max(1, batch // 50), within=within):
-            pending: list[Any] = []
-            try:
-                await repair_changelog_tail()
-                started = time.perf_counter()
-                now = time.time()
-                for event in events:
-                    msg = event.message
-                    for item in read_envelope(msg.value):
-                        if not isinstance(item, EnvelopeItem):
-                            line, exc = item
-                            await send_dead_letter(pending, msg.topic, msg.partition, msg.offset, line, exc)
-                            continue
-                        try:
-                            verdict, claimed = dedup.check_and_claim(
-                                first_seen.data, item.content_key, item.item_id, msg.partition, now, ttl_s
-                            )
-                            out_topic = topics.ENRICHED_TOPIC_BY_KIND[item.kind]
-                            value = item.value  # a first occurrence is forwarded as it is
-                            if verdict.first_id is not None:
-                                value = wire.dumps(mark_duplicate(wire.loads_enriched(value), verdict.first_id))
-                            await send(pending, out_topic, item.item_id.encode(), value)
-                        except Exception as exc:
-                            await send_dead_letter(pending, msg.topic, msg.partition, msg.offset, item.line, exc, item.item_id)
-                            continue
+            await repair_changelog_tail()
+            started = time.perf_counter()
+            now = time.time()
+            for event in events:
+                msg = event.message
+                for item in read_envelope(msg.value):
+                    if not isinstance(item, EnvelopeItem):
+                        line, exc = item
+                        await send_dead_letter(msg.topic, msg.partition, msg.offset, line, exc)
+                        continue
+                    try:
+                        verdict, claimed = dedup.check_and_claim(
+                            first_seen.data, item.content_key, item.item_id, msg.partition, now, ttl_s
+                        )
                         if claimed is not None:
                             # Written straight to the changelog partition of the envelope being
                             # processed: faust's table[key] = v would use the batch's last event.
                             first_seen.send_changelog(msg.partition, item.content_key, list(claimed))
-                        metrics.ITEMS_OUT.labels(SERVICE, out_topic).inc()
+                        out_topic = topics.ENRICHED_TOPIC_BY_KIND[item.kind]
+                        value = item.value  # a first occurrence is forwarded as it is
                         if verdict.first_id is not None:
-                            metrics.DUPLICATES.labels(SERVICE, out_topic, "exact").inc()
-                await asyncio.gather(*pending)
-            except Exception as exc:
-                fail_fast("dedup", exc)
+                            value = wire.dumps(mark_duplicate(wire.loads_enriched(value), verdict.first_id))
+                    except Exception as exc:
+                        await send_dead_letter(msg.topic, msg.partition, msg.offset, item.line, exc, item.item_id)
+                        continue
+                    await app.producer.send(out_topic, item.item_id.encode(), value, None, None, None)
+                    metrics.ITEMS_OUT.labels(SERVICE, out_topic).inc()
+                    if verdict.first_id is not None:
+                        metrics.DUPLICATES.labels(SERVICE, out_topic, "exact").inc()
             metrics.PROCESSING_SECONDS.labels(SERVICE, "dedup").observe(time.perf_counter() - started)
 
     @app.timer(interval=60.0)
