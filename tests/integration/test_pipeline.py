@@ -104,14 +104,29 @@ def _ticker_line(n: int, text: str) -> bytes:
     })
 
 
+def _texts_with_repeats(template: str, total: int, every: int, back: int) -> list[str]:
+    """Unique texts, except that every ``every``-th repeats the one ``back`` before it: true exact duplicates."""
+    texts = [template.format(n) for n in range(total)]
+    for n in range(every, total, every):
+        texts[n] = texts[n - back]
+    return texts
+
+
+def _assert_exactly_the_repeats_are_duplicates(rows: list[dict], expected: int) -> None:
+    """Exactly ``expected`` rows are duplicates, each of a first occurrence with the same text."""
+    by_id = {r["id"]: r for r in rows}
+    dups = [r for r in rows if r["duplicate_of"] is not None]
+    assert len(dups) == expected
+    for row in dups:
+        first = by_id[row["duplicate_of"]]
+        assert first["text"] == row["text"] and first["duplicate_of"] is None
+
+
 async def test_killing_the_worker_mid_stream_loses_nothing_and_stores_nothing_twice(
     fast_settings: Settings, pg_url: str, tmp_path: Path, query_store
 ) -> None:
     total, every = 3000, 10
-    # Every 10th line repeats the text of the line 5 before it: a true exact duplicate.
-    texts = [f"خبر عاجل رقم {n} عن تطورات الوضع" for n in range(total)]
-    for n in range(every, total, every):
-        texts[n] = texts[n - 5]
+    texts = _texts_with_repeats("خبر عاجل رقم {} عن تطورات الوضع", total, every, back=5)
     lines = [_ticker_line(n, texts[n]) for n in range(total)]
     settings = fast_settings.model_copy(update={"store_url": await _migrated(pg_url), "partitions": 4})
     worker = harness.start("worker", settings, tmp_path)
@@ -134,13 +149,7 @@ async def test_killing_the_worker_mid_stream_loses_nothing_and_stores_nothing_tw
 
         rows = await query_store(pg_url, "SELECT id, text, duplicate_of FROM ticker_items")
         assert len(rows) == total and len({r["id"] for r in rows}) == total
-        dup_rows = [r for r in rows if r["duplicate_of"] is not None]
-        # Exactly the repeated lines are duplicates, each of an item with the same text.
-        assert len(dup_rows) == total // every - 1
-        by_id = {r["id"]: r for r in rows}
-        for row in dup_rows:
-            first = by_id[row["duplicate_of"]]
-            assert first["text"] == row["text"] and first["duplicate_of"] is None
+        _assert_exactly_the_repeats_are_duplicates(rows, total // every - 1)
     finally:
         for svc in (worker, sink):
             svc.stop()
@@ -194,9 +203,7 @@ async def test_two_workers_find_the_same_duplicates_as_one(
     fast_settings: Settings, sqlite_url: str, tmp_path: Path, query_store
 ) -> None:
     total, every = 2000, 10
-    texts = [f"خبر رقم {n} عن حركة الملاحة في الميناء" for n in range(total)]
-    for n in range(every, total, every):
-        texts[n] = texts[n - 3]
+    texts = _texts_with_repeats("خبر رقم {} عن حركة الملاحة في الميناء", total, every, back=3)
     settings = fast_settings.model_copy(update={"store_url": await _migrated(sqlite_url), "partitions": 4})
     (tmp_path / "w2").mkdir()
     workers = [harness.start("worker", settings, tmp_path), harness.start("worker", settings, tmp_path / "w2")]
@@ -216,12 +223,7 @@ async def test_two_workers_find_the_same_duplicates_as_one(
         assert all(n > 0 for n in per_worker), f"one worker did all the work: {per_worker}"
 
         rows = await query_store(sqlite_url, "SELECT id, text, duplicate_of FROM ticker_items")
-        by_id = {r["id"]: r for r in rows}
-        dups = [r for r in rows if r["duplicate_of"]]
-        assert len(dups) == total // every - 1
-        for row in dups:
-            first = by_id[row["duplicate_of"]]
-            assert first["text"] == row["text"] and first["duplicate_of"] is None
+        _assert_exactly_the_repeats_are_duplicates(rows, total // every - 1)
     finally:
         for svc in services:
             svc.stop()
