@@ -89,7 +89,9 @@ async def _ingest_samples(settings: Settings) -> tuple[int, int]:
     return producer.report.total_emitted, producer.report.total_dead_letters
 
 
-async def _wait_until_stored(store_url: str, items: int, dead_letters: int, timeout: float, console: Console):
+async def _wait_until_stored(
+    store_url: str, items: int, dead_letters: int, timeout: float, console: Console, stories: bool = True
+):
     from newsstream.sink.stores import open_store
 
     store = open_store(store_url)
@@ -102,8 +104,9 @@ async def _wait_until_stored(store_url: str, items: int, dead_letters: int, time
                 summary = await store.summary()
                 stored = summary.articles + summary.ticker_items
                 status.update(f"stored {stored}/{items} items, {summary.dead_letters}/{dead_letters} dead letters")
-                if stored >= items and summary.dead_letters >= dead_letters:
-                    return summary, await store.duplicates(), await store.threads()
+                # Stories come with the items (stage 3 emits both); wait for at least one.
+                if stored >= items and summary.dead_letters >= dead_letters and (summary.stories or not stories):
+                    return summary, await store.duplicates(), await store.threads(), await store.stories(5)
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"only {stored}/{items} items stored after {timeout:.0f}s")
                 await asyncio.sleep(0.25)
@@ -152,8 +155,10 @@ def run_demo(bootstrap: str | None, store_url: str | None, keep_running: bool, t
         for svc in services:
             if svc.proc.poll() is not None:
                 raise RuntimeError(f"{svc.name} exited with code {svc.proc.returncode}; see {svc.log_path}")
-        summary, duplicates, threads = asyncio.run(_wait_until_stored(store_url, items, dead, timeout, console))
-        _print_summary(console, summary, duplicates, threads, store_url, services, time.monotonic() - started)
+        summary, duplicates, threads, stories = asyncio.run(
+            _wait_until_stored(store_url, items, dead, timeout, console, settings.stories_enabled)
+        )
+        _print_summary(console, summary, duplicates, threads, stories, store_url, services, time.monotonic() - started)
         if keep_running:
             console.print("services keep running; Ctrl-C stops them")
             try:
@@ -175,28 +180,37 @@ def run_demo(bootstrap: str | None, store_url: str | None, keep_running: bool, t
             embedded.stop()
 
 
-def _print_summary(console: Console, summary, duplicates, threads, store_url: str, services, elapsed: float) -> None:
+def _print_summary(
+    console: Console, summary, duplicates, threads, stories, store_url: str, services, elapsed: float
+) -> None:
     table = Table(title="newsstream demo: what reached the store")
     table.add_column("what")
     table.add_column("count", justify="right")
     table.add_row("articles", str(summary.articles))
     table.add_row("ticker items", str(summary.ticker_items))
     table.add_row("ticker threads", str(summary.threads))
-    table.add_row("exact duplicates", str(summary.duplicates))
+    table.add_row("exact duplicates", str(summary.duplicates - summary.near_duplicates))
+    table.add_row("near duplicates", str(summary.near_duplicates))
+    table.add_row("stories", f"{summary.stories} ({summary.multi_member_stories} with 2+ items)")
     table.add_row("dead letters", str(summary.dead_letters))
     console.print(table)
     if duplicates:
-        console.print("[bold]duplicates[/] (item ← the first item with the same content)")
+        console.print("[bold]duplicates[/] (item ← the first item it copies)")
         for d in duplicates:
-            console.print(f"  {d.kind:<7} {d.source}: «{_short(d.text, 44)}» ← {d.first_source}", markup=False)
+            how = "exact" if d.duplicate_kind == "exact" else f"near {d.similarity or 0:.2f}"
+            console.print(f"  {d.kind:<7} {d.source}: «{_short(d.text, 34)}» ← {d.first_source} ({how})", markup=False)
     if threads:
         console.print("[bold]multi-line ticker threads[/]")
         for t in threads:
             console.print(f"  {t.thread_id} {t.lines} lines, {t.source}: {t.attribution or '(no attribution)'}", markup=False)
+    if stories:
+        console.print("[bold]largest stories[/]")
+        for st in stories:
+            console.print(f"  {st.member_count} items, {len(st.sources)} sources: «{_short(st.headline, 50)}»", markup=False)
     if summary.dead_letters_by_reason:
         reasons = ", ".join(f"{n} {reason}" for reason, n in summary.dead_letters_by_reason.items())
         console.print(f"[bold]dead letters[/] {reasons}")
-    console.print(f"[bold]data[/]    {store_url}  (tables articles, ticker_items, dead_letters)")
+    console.print(f"[bold]data[/]    {store_url}  (tables articles, ticker_items, stories, dead_letters)")
     console.print("[bold]metrics[/] " + ", ".join(f"{s.name} http://127.0.0.1:{s.metrics_port}/metrics" for s in services))
     console.print(f"done in {elapsed:.1f}s")
 

@@ -46,6 +46,17 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(default=500, ge=1)
     worker_batch_within_s: float = 0.2
     dedup_window_hours: float = Field(default=48.0, gt=0, description="How long a content hash is remembered.")
+    # Stage 3 of the worker: near-duplicates, ticker threads across fetches, stories.
+    stories_enabled: bool = Field(
+        default=True,
+        description="Run stage 3 (near-duplicates, threads, stories, news.stories.v1). Off: enriched items carry exact duplicates only.",
+    )
+    near_threshold: float = Field(default=0.5, gt=0, le=1, description="Estimated Jaccard of word shingles for a near-duplicate.")
+    near_window_hours: float = Field(default=48.0, gt=0, description="How far back a near-duplicate is looked for (event time).")
+    thread_followup_minutes: float = Field(default=60.0, gt=0, description="A line of the same attribution joins a thread within this.")
+    thread_continuation_hours: float = Field(default=6.0, gt=0, description="A '-' continuation line joins a thread within this.")
+    story_threshold: float = Field(default=0.2, gt=0, le=1, description="Similarity at which an item joins a story.")
+    story_window_hours: float = Field(default=24.0, gt=0, description="A story silent for longer takes no new members.")
 
     store_url: str = Field(default="sqlite:///.newsstream/newsstream.sqlite")
     sink_group_id: str = "newsstream-sink"

@@ -57,6 +57,18 @@ DEDUP_STATE_KEYS = Gauge(
     "newsstream_dedup_state_keys",
     "Content hashes remembered by this worker's exact-dedup table (bounded by the dedup window)",
 )
+PLACEMENT_STATE_KEYS = Gauge(
+    "newsstream_placement_state_keys",
+    "Keys held by this worker's stage-3 tables (near-dup index, threads, stories; bounded by their windows)",
+    ["table"],
+)
+STORY_EVENTS = Counter(
+    "newsstream_story_events_total", "Events written to news.stories.v1 ('created', 'updated', 'replayed')", ["event"]
+)
+PLACEMENT_ERRORS = Counter(
+    "newsstream_placement_errors_total",
+    "Items stage 3 could not place (near-dup, thread, story); they are emitted with their exact-dedup verdict only",
+)
 
 # ----------------------------------------------------------------------------- end-to-end latency, observed by the sink
 # Publication -> stored spans minutes to days (a ticker line resolved from a clock

@@ -142,7 +142,11 @@ class Enrichment(_Event):
     normalized_text: str = Field(description="Arabic-aware normalised text used for matching and search.")
     content_hash: str = Field(description="Hex digest of the normalised text: equal hashes are exact duplicates.")
     word_count: int = Field(ge=0)
-    duplicate_of: str | None = Field(default=None, description="Id of the first item with the same content, null when this is the first.")
+    duplicate_of: str | None = Field(default=None, description="Id of the first item this one copies (exact or near copy; the root of a chain of copies), null when it is an original.")
+    duplicate_kind: Literal["exact", "near"] | None = Field(default=None, description="'exact': same normalised text; 'near': estimated Jaccard of the word shingles at or above the near-duplicate threshold.")
+    duplicate_similarity: float | None = Field(default=None, ge=0.0, le=1.0, description="1.0 for an exact copy, the estimated Jaccard for a near copy.")
+    thread_id: str | None = Field(default=None, description="Ticker lines: the stream thread the line belongs to (follows a thread across fetches; stable while lines arrive).")
+    story_id: str | None = Field(default=None, description="The story (cluster of items about one event, across outlets) the item joined; its state is on news.stories.v1.")
     processed_at: datetime
     pipeline_version: str = Field(description="newsstream version that produced this enrichment.")
     entities: list[EntityMention] | None = Field(default=None, description="People, organisations and places, linked where known.")
@@ -192,6 +196,40 @@ class DeadLetter(_Event):
     failed_at: datetime
 
 
+class StoryMember(_Event):
+    id: str
+    kind: Literal["article", "ticker"]
+    source: str
+    at: datetime = Field(description="Publication (or, without one, fetch) time of the item.")
+    duplicate_of: str | None = None
+    similarity: float = Field(description="Similarity with which it joined (1.0 for the founder and exact copies).")
+    joined_by: Literal["founder", "duplicate", "thread", "similarity"]
+
+
+class StoryEvent(_Event):
+    """Value of ``news.stories.v1`` (key: story id): the story's whole current state after a change.
+
+    The topic is compacted: the latest event per story id is the story. A
+    consumer keeps the event with the highest ``revision`` per story (an event
+    can be delivered again after a worker restart; it is then identical).
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    kind: Literal["story"] = "story"
+    story_id: str
+    event: Literal["created", "updated"]
+    revision: int = Field(ge=1, description="Number of members that ever joined; grows by one per change.")
+    headline: str
+    first_seen: datetime
+    last_seen: datetime
+    member_count: int = Field(ge=1)
+    members: list[StoryMember] = Field(description="In join order: the founder and the newest members, 100 at most (member_count keeps counting).")
+    sources: list[str]
+    entities: list[str] = Field(default_factory=list, description="Most frequent entity keys of the members (linked id, else normalised name).")
+    topics: list[str] = Field(default_factory=list, description="IPTC Media Topic codes of the members.")
+    trigger_id: str = Field(description="The item whose arrival produced this event.")
+
+
 # Models whose JSON Schema is published in schemas/ (file stem -> model).
 PUBLIC_MODELS: dict[str, type[BaseModel]] = {
     "raw_article.v1": RawArticle,
@@ -199,4 +237,5 @@ PUBLIC_MODELS: dict[str, type[BaseModel]] = {
     "enriched_article.v1": EnrichedArticle,
     "enriched_ticker_item.v1": EnrichedTickerItem,
     "dead_letter.v1": DeadLetter,
+    "story.v1": StoryEvent,
 }

@@ -9,6 +9,8 @@ RAW_TICKER = "news.raw.ticker.v1"
 ENRICHED_ARTICLES = "news.enriched.articles.v1"
 ENRICHED_TICKER = "news.enriched.ticker.v1"
 DEAD_LETTERS = "news.dlq.v1"
+# Story state, keyed by story id and compacted: the latest event per key is the story.
+STORIES = "news.stories.v1"
 
 RAW_TOPICS = (RAW_ARTICLES, RAW_TICKER)
 ENRICHED_TOPICS = (ENRICHED_ARTICLES, ENRICHED_TICKER)
@@ -41,4 +43,5 @@ def topic_specs(partitions: int, replication_factor: int = 1) -> list[TopicSpec]
         TopicSpec(ENRICHED_ARTICLES, partitions, retention),
         TopicSpec(ENRICHED_TICKER, partitions, retention),
         TopicSpec(DEAD_LETTERS, 1, {"retention.ms": str(4 * WEEK_MS)}),
+        TopicSpec(STORIES, partitions, {"cleanup.policy": "compact"}),
     ]

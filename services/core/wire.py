@@ -10,7 +10,7 @@ import orjson
 from pydantic import BaseModel, TypeAdapter
 
 from newsstream.core.ids import stable_hash
-from newsstream.core.models import DeadLetter, EnrichedEvent, RawEvent
+from newsstream.core.models import DeadLetter, EnrichedEvent, RawEvent, StoryEvent
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -34,6 +34,10 @@ def loads_enriched(data: bytes | str) -> EnrichedEvent:
 
 def loads_dead_letter(data: bytes | str) -> DeadLetter:
     return DeadLetter.model_validate(orjson.loads(data))
+
+
+def loads_story(data: bytes | str) -> StoryEvent:
+    return StoryEvent.model_validate(orjson.loads(data))
 
 
 def utcnow() -> datetime:

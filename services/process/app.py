@@ -6,11 +6,27 @@
     news.raw.ticker.v1  ──┴─ enrich (batched, stateless) ────┤
                                                              └─> news.dlq.v1 (invalid input, errors)
     <app>-by-content ── stage 2: exact dedup against a changelog-backed table
-                        (same hash -> same partition -> same worker) ──> news.enriched.{articles,ticker}.v1
+                        (same hash -> same partition -> same worker) ──> <app>-placement (one partition)
+    <app>-placement ─── stage 3: near-duplicates, ticker threads, stories in
+                        changelog-backed tables (one ordered input, one writer) ─┬─> news.enriched.{articles,ticker}.v1
+                                                                                 └─> news.stories.v1 (keyed by story id)
+
+With ``NEWSSTREAM_STORIES_ENABLED=false`` stage 2 writes the enriched topics
+itself and stage 3 does not run.
 
 Why two stages: raw topics are keyed by item id, but duplicates share a
 content hash, not an id. Re-partitioning by hash puts every copy of one text
 on one partition, so any number of workers find the same duplicates as one does.
+
+Why stage 3 runs on one partition: a near copy shares no key with its
+original (only LSH band keys, 32 of them), and a story gathers items with
+nothing in common but their words. One ordered input and one writer give
+the same duplicates, threads and stories whether one worker runs or ten
+(the others stand by and take over the partition, recovering its tables
+from the changelogs). The price is a ceiling of a few hundred items a second
+for stage 3 (``bench/dedup.py``), far above a newsroom's rate; stages 1 and 2,
+where the cost is, scale with partitions. ``docs/dedup.md`` has the design,
+its limits and the way past the ceiling.
 
 Why batches: faust spends ~100-200 µs of CPU per event on its own
 bookkeeping. Stage 1 takes events in batches (``take_events``) and ships its
@@ -24,17 +40,22 @@ exactly-once in the store by id-keyed upserts.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
 
 import faust
+import orjson
 
 from newsstream.core import metrics, topics, wire
 from newsstream.core.config import Settings
 from newsstream.process import dedup, dedup_changelog
 from newsstream.process.enrich import dedup_key, enrich, mark_duplicate
 from newsstream.process.envelope import EnvelopeBuilder, EnvelopeItem, partition_for, read_envelope
+from newsstream.process.placement import CHANGELOGGED_TABLES, Placement, PlacementConfig, event_time
+from newsstream.process.stories import Stories
+from newsstream.process.table_writes import ChangelogWrites
 
 log = logging.getLogger(__name__)
 
@@ -124,21 +145,31 @@ def build_app(settings: Settings) -> faust.App:
     # the owned changelog partitions are read to the fetch highwater (which is
     # right on both) and the claims recovery missed are added. Without this a
     # restarted worker on the embedded broker could miss a duplicate.
-    tail_checked: set[int] = set()
+    tail_checked: set[tuple[str, int]] = set()
 
     @app.on_partitions_assigned.connect
     async def _changelog_tail_unchecked(_app: faust.App, assigned: set[Any], **_: Any) -> None:
         tail_checked.clear()
 
-    async def repair_changelog_tail() -> None:
-        changelog = first_seen.changelog_topic.get_topic_name()
-        owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == changelog}
-        unchecked = sorted(owned - tail_checked)
-        if unchecked:
-            added = await dedup_changelog.add_missing_entries(settings, changelog, unchecked, first_seen.data)
-            tail_checked.update(unchecked)
-            if added:
-                log.warning("dedup state: %d claims were missing after recovery and were added from the changelog", added)
+    async def repair_changelog_tail(tables: list[Any], sync: bool = False) -> bool:
+        """``sync=False``: add missing keys (exact dedup: claims never change);
+        ``sync=True``: make the table equal to its changelog (stage 3: values change).
+        True when a newly assigned partition was checked."""
+        checked = False
+        for table in tables:
+            changelog = table.changelog_topic.get_topic_name()
+            owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == changelog}
+            unchecked = sorted(p for p in owned if (changelog, p) not in tail_checked)
+            if not unchecked:
+                continue
+            repair = dedup_changelog.sync_with_changelog if sync else dedup_changelog.add_missing_entries
+            changed = await repair(settings, changelog, unchecked, table.data)
+            tail_checked.update((changelog, p) for p in unchecked)
+            checked = True
+            if changed:
+                log.warning("%s: %d entries were missing or stale after recovery and were fixed from the changelog",
+                            table.name, changed)
+        return checked
 
     @app.agent(raw_in)
     async def enrich_raw(stream: faust.StreamT) -> None:
@@ -168,9 +199,10 @@ def build_app(settings: Settings) -> faust.App:
     @app.agent(by_content)
     async def deduplicate(stream: faust.StreamT) -> None:
         async for events in stream.take_events(max(1, batch // 50), within=within):
-            await repair_changelog_tail()
+            await repair_changelog_tail([first_seen])
             started = time.perf_counter()
             now = time.time()
+            to_placement = EnvelopeBuilder()
             for event in events:
                 msg = event.message
                 for item in read_envelope(msg.value):
@@ -190,6 +222,9 @@ def build_app(settings: Settings) -> faust.App:
                         value = item.value  # a first occurrence is forwarded as it is
                         if verdict.first_id is not None:
                             value = wire.dumps(mark_duplicate(wire.loads_enriched(value), verdict.first_id))
+                        if settings.stories_enabled:
+                            to_placement.add(0, item.content_key, item.item_id, item.kind, value)
+                            continue
                     except Exception as exc:
                         await send_dead_letter(msg.topic, msg.partition, msg.offset, item.line, exc, item.item_id)
                         continue
@@ -197,7 +232,123 @@ def build_app(settings: Settings) -> faust.App:
                     metrics.ITEMS_OUT.labels(SERVICE, out_topic).inc()
                     if verdict.first_id is not None:
                         metrics.DUPLICATES.labels(SERVICE, out_topic, "exact").inc()
+            for partition, envelope in to_placement.drain():
+                await app.producer.send(placement_topic_name, None, envelope, partition, None, None)
             metrics.PROCESSING_SECONDS.labels(SERVICE, "dedup").observe(time.perf_counter() - started)
+
+    placement_in = app.topic(
+        f"{settings.worker_app_id}-placement",
+        partitions=1,
+        internal=True,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    placement_topic_name = placement_in.get_topic_name()
+    placement_tables = {
+        name: app.Table(f"placement-{name.replace('_', '-')}", default=None, partitions=1)
+        for name in CHANGELOGGED_TABLES
+    }
+    placement_state = {name: ChangelogWrites(lambda t=table: t.data) for name, table in placement_tables.items()}
+    near_bands: dict[str, Any] = {}  # derived from near_items: rebuilt, not changelogged
+    placement = Placement(PlacementConfig.from_settings(settings), {"near_bands": near_bands, **placement_state})
+    # Windows run on event time; "now" for expiry is the latest event time seen
+    # (stream time, as in Kafka Streams), so an archive replay keeps its state.
+    stream_time = [0.0]
+    placement_lock = asyncio.Lock()
+
+    async def flush_placement_state() -> None:
+        """Send each state key changed since the last call to its table's changelog, once.
+
+        Awaited sends, like the outputs, and not faust's ``send_changelog``:
+        that one queues in faust's producer buffer, which throttles the stream
+        when it holds more than 100 records and whose flush before a commit
+        gives up on a record slower than 0.1 s. A commit of stage 3's input
+        could then overtake state that had not reached the changelog, and a
+        crash would lose it. aiokafka's flush before each commit waits for
+        every awaited send. Keys and values are JSON, as faust's table codecs
+        read them back.
+        """
+        for name, writes in placement_state.items():
+            changelog = placement_tables[name].changelog_topic.get_topic_name()
+            for key, value in writes.drain():
+                await app.producer.send(
+                    changelog, orjson.dumps(key), None if value is None else orjson.dumps(value), 0, None, None
+                )
+
+    async def emit_placed(enriched: Any, story_event: Any) -> None:
+        out_topic = topics.ENRICHED_TOPIC_BY_KIND[enriched.kind]
+        await app.producer.send(out_topic, enriched.id.encode(), wire.dumps(enriched), None, None, None)
+        metrics.ITEMS_OUT.labels(SERVICE, out_topic).inc()
+        kind = enriched.enrichment.duplicate_kind
+        if kind is not None:
+            metrics.DUPLICATES.labels(SERVICE, out_topic, kind).inc()
+        if story_event is not None:
+            await app.producer.send(
+                topics.STORIES, story_event.story_id.encode(), wire.dumps(story_event), None, None, None
+            )
+
+    @app.agent(placement_in)
+    async def place_items(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(max(1, batch // 50), within=within):
+            if await repair_changelog_tail(list(placement_tables.values()), sync=True):
+                indexed = placement.near.rebuild_bands()
+                log.info("stage 3 state ready: %d near-dup signatures indexed, %d thread keys, %d story keys",
+                         indexed, len(placement_tables["threads"].data), len(placement_tables["stories"].data))
+            started = time.perf_counter()
+            items = []
+            for event in events:
+                msg = event.message
+                for item in read_envelope(msg.value):
+                    try:
+                        if not isinstance(item, EnvelopeItem):
+                            raise item[1]
+                        items.append(wire.loads_enriched(item.value))
+                    except Exception as exc:
+                        line = item.line if isinstance(item, EnvelopeItem) else item[0]
+                        await send_dead_letter(msg.topic, msg.partition, msg.offset, line, exc)
+            # Event-time order within a batch: the earlier of two copies that
+            # arrive together is the original, whatever partition each came from.
+            items.sort(key=lambda e: (event_time(e.raw), e.id))
+            async with placement_lock:  # the expiry timer mutates the same state
+                for enriched in items:
+                    try:
+                        placed = placement.place(enriched, enriched.enrichment.duplicate_of)
+                    except Exception as exc:  # a clustering bug must not cost the item
+                        metrics.PLACEMENT_ERRORS.inc()
+                        log.exception("placement failed; emitting the item with its exact verdict only",
+                                      extra={"item_id": enriched.id, "error_type": type(exc).__name__})
+                        await emit_placed(enriched, None)
+                        continue
+                    stream_time[0] = max(stream_time[0], event_time(enriched.raw))
+                    story_event = placed.story.event
+                    if story_event is None:
+                        # Seen before (re-delivered after a restart): publish the story's
+                        # current state again, in case the first event was lost with the
+                        # crash. Same story id, no "created": a compacted topic absorbs it.
+                        story = placement.stories.state.get(f"s:{placed.story.story_id}")
+                        if story is not None:
+                            story_event = Stories.event_of(story, "updated", enriched.id)
+                            metrics.STORY_EVENTS.labels("replayed").inc()
+                    else:
+                        metrics.STORY_EVENTS.labels(story_event.event).inc()
+                    await emit_placed(placed.enriched, story_event)
+                await flush_placement_state()
+            metrics.PROCESSING_SECONDS.labels(SERVICE, "placement").observe(time.perf_counter() - started)
+
+    @app.timer(interval=60.0)
+    async def expire_placement_state() -> None:
+        """Forget near-dup entries, threads and stories past their windows (in stream time)."""
+        changelog = placement_tables["stories"].changelog_topic.get_topic_name()
+        if not any(tp.topic == changelog for tp in app.assignor.assigned_actives()) or not stream_time[0]:
+            return
+        async with placement_lock:  # one writer: its changelog records stay in order
+            removed = placement.expire(stream_time[0])
+            await flush_placement_state()
+        if removed:
+            log.info("placement state: expired %d keys", removed)
+        for name, table in placement_tables.items():
+            metrics.PLACEMENT_STATE_KEYS.labels(name).set(len(table.data))
+        metrics.PLACEMENT_STATE_KEYS.labels("near_bands").set(len(near_bands))
 
     @app.timer(interval=60.0)
     async def expire_dedup_state() -> None:
@@ -221,7 +372,7 @@ def build_app(settings: Settings) -> faust.App:
             return
         await lag.update(_RawTopicsOnly(app.consumer), force=True)
 
-    app.newsstream_agents = (enrich_raw, deduplicate)  # type: ignore[attr-defined]
+    app.newsstream_agents = (enrich_raw, deduplicate, place_items)  # type: ignore[attr-defined]
     return app
 
 
@@ -255,7 +406,6 @@ def is_ready(app: faust.App) -> bool:
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run the worker until SIGINT/SIGTERM (blocking)."""
-    import asyncio
 
     from faust.worker import Worker
 

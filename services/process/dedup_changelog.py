@@ -1,4 +1,4 @@
-"""Reading the dedup table's changelog directly, to complete a faust recovery.
+"""Reading a table's changelog directly, to complete a faust recovery.
 
 See the comment at ``repair_changelog_tail`` in :mod:`newsstream.process.app`:
 the embedded Tansu broker reports a partition's end as the start of its last
@@ -67,3 +67,24 @@ async def add_missing_entries(
             table[key] = value
             added += 1
     return added
+
+
+async def sync_with_changelog(
+    settings: Settings, topic: str, partitions: list[int], table: MutableMapping[str, object]
+) -> int:
+    """Make ``table`` exactly the state the changelog partitions describe; returns how many keys changed.
+
+    For tables whose values change (stage 3's near-dup index, threads and
+    stories), a stale value is as wrong as a missing key. ``table`` must hold
+    the keys of ``partitions`` only (stage 3's tables have one partition).
+    """
+    state = await read_changelog(settings, topic, partitions)
+    changed = 0
+    for key in [k for k in table if k not in state]:
+        del table[key]
+        changed += 1
+    for key, value in state.items():
+        if table.get(key) != value:
+            table[key] = value
+            changed += 1
+    return changed

@@ -32,6 +32,7 @@ band keys two workers compute for one text are the same.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import math
 import re
@@ -40,6 +41,8 @@ from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequen
 from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
+
+import numpy as np
 
 __all__ = [
     "NearDupConfig",
@@ -145,9 +148,12 @@ def signature(items: Iterable[str], num_perm: int = 128, seed: int = 1, backend:
 
 def estimate_jaccard(a: Sequence[int], b: Sequence[int]) -> float:
     """Fraction of equal signature positions: the MinHash estimate of the Jaccard similarity."""
-    if len(a) != len(b) or not a:
+    if len(a) != len(b) or not len(a):
         raise ValueError("signatures of different or zero length")
-    return sum(1 for x, y in zip(a, b) if x == y) / len(a)
+    # numpy: ~2 µs for 128 positions where a Python loop takes ~30 µs.
+    va = a if isinstance(a, np.ndarray) else np.asarray(a, dtype=np.uint32)
+    vb = b if isinstance(b, np.ndarray) else np.asarray(b, dtype=np.uint32)
+    return int(np.count_nonzero(va == vb)) / len(va)
 
 
 def band_keys(sig: array, bands: int, rows: int, namespace: str = "") -> list[str]:
@@ -182,10 +188,10 @@ def _pack(sig: array) -> str:
     return base64.b64encode(sig.tobytes()).decode("ascii")
 
 
-def _unpack(packed: str) -> array:
-    sig = array("I")
-    sig.frombytes(base64.b64decode(packed))
-    return sig
+@functools.lru_cache(maxsize=50_000)
+def _unpack(packed: str) -> np.ndarray:
+    # Cached: the same candidates are verified again and again while they are in the window.
+    return np.frombuffer(base64.b64decode(packed), dtype=np.uint32)
 
 
 # --------------------------------------------------------------------------
@@ -325,6 +331,7 @@ class NearDupIndex:
         if sig is None:
             return NearVerdict(None, 0.0, None), []
         keys = band_keys(sig, self._bands, self._rows, kind)
+        sig_np = np.frombuffer(sig, dtype=np.uint32)
         window = self.config.window_s
         best: tuple[float, float, str] | None = None  # (-similarity, seen_at, id): best first
         seen: set[str] = set()
@@ -336,7 +343,7 @@ class NearDupIndex:
                 cand = self.items.get(cand_id)
                 if cand is None:
                     continue
-                sim = estimate_jaccard(sig, _unpack(cand[2]))  # type: ignore[index]
+                sim = estimate_jaccard(sig_np, _unpack(cand[2]))  # type: ignore[index]
                 if sim >= self.config.threshold:
                     rank = (-sim, float(seen_at), cand_id)
                     if best is None or rank < best:
@@ -364,6 +371,23 @@ class NearDupIndex:
                 self.common[key] = [count, now]
                 writes.append(StateWrite("common", key, [count, now]))
         return verdict, writes
+
+    def rebuild_bands(self) -> int:
+        """Rebuild the band index from ``items``; returns the items indexed.
+
+        The bands are a function of the stored signatures, so the worker keeps
+        them in memory only and rebuilds them after it recovers ``items`` from
+        its changelog: writing them would cost 32 changelog records per item
+        (most of the stage's changelog traffic) for nothing a restart needs.
+        """
+        self.bands.clear()
+        for at, item_id, kind, packed in sorted((float(v[0]), i, v[1], v[2]) for i, v in self.items.items()):  # type: ignore[index]
+            sig = array("I")
+            sig.frombytes(base64.b64decode(packed))
+            for key in band_keys(sig, self._bands, self._rows, kind):
+                entries = self.bands.get(key)
+                self.bands[key] = [*(entries or ()), item_id, at]  # type: ignore[misc]
+        return len(self.items)
 
     def root_of(self, item_id: str) -> str:
         """The first item of a duplicate chain (the item itself when it is not a duplicate)."""

@@ -1,6 +1,6 @@
 """Replay a time-ordered stream through the worker's functions, offline. Pure apart from reading the file.
 
-:class:`Pipeline` chains, per item, exactly what the worker does (or will do):
+:class:`Pipeline` chains, per item, exactly what the worker's three stages do:
 :func:`newsstream.process.enrich.enrich`, exact dedup with
 :func:`newsstream.process.dedup.check_and_claim`, near-duplicates
 (:mod:`~newsstream.process.neardup`), ticker threads
@@ -18,7 +18,7 @@ ANT stream (``id``, ``source``, ``title``, ``text``, ``published_at``,
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -31,14 +31,19 @@ from newsstream.core.models import (
     RawArticle,
     RawTickerItem,
 )
-from newsstream.core.text.normalize import normalize_text
 from newsstream.ingest.events import event_from_json_line
 from newsstream.process.dedup import check_and_claim, expired_keys
-from newsstream.process.enrich import dedup_key, enrich, mark_duplicate
+from newsstream.process.enrich import dedup_key, enrich
 from newsstream.process.envelope import partition_for
-from newsstream.process.neardup import NearDupConfig, NearDupIndex, NearVerdict
-from newsstream.process.stories import Stories, StoryConfig, StoryUpdate
-from newsstream.process.threads import ThreadConfig, Threads, ThreadUpdate
+from newsstream.process.neardup import NearDupConfig, NearVerdict
+from newsstream.process.placement import (
+    STATE_TABLES,
+    Placement,
+    PlacementConfig,
+    event_time,
+)
+from newsstream.process.stories import StoryConfig, StoryUpdate
+from newsstream.process.threads import ThreadConfig, ThreadUpdate
 
 __all__ = ["Pipeline", "PipelineConfig", "Processed", "deep_size", "event_time", "read_stream"]
 
@@ -53,17 +58,17 @@ class PipelineConfig:
     exact_window_s: float = 48 * 3600.0  # NEWSSTREAM_DEDUP_WINDOW_HOURS
     partitions: int = 4  # of the by-content topic (only recorded in the exact-dedup state)
 
+    @property
+    def placement(self) -> PlacementConfig:
+        return PlacementConfig(self.near, self.threads, self.stories)
+
 
 class Processed(NamedTuple):
-    enriched: EnrichedArticle | EnrichedTickerItem  # duplicate_of set (exact or near)
+    enriched: EnrichedArticle | EnrichedTickerItem  # duplicate_of, thread_id, story_id set
     exact_of: str | None  # the exact-dedup verdict alone
     near: NearVerdict
     thread: ThreadUpdate | None
     story: StoryUpdate
-
-
-def event_time(raw: RawItem) -> float:
-    return (raw.published_at or raw.fetched_at).timestamp()
 
 
 class Pipeline:
@@ -72,103 +77,39 @@ class Pipeline:
     def __init__(self, config: PipelineConfig = PipelineConfig()) -> None:
         self.config = config
         self.exact: dict[str, object] = {}
-        self.near = NearDupIndex(config.near)
-        self.threads = Threads(config.threads)
-        self.stories = Stories(config.stories)
+        self.state: dict[str, dict[str, Any]] = {name: {} for name in STATE_TABLES}
+        self.placement = Placement(config.placement, self.state)
+        self.near, self.threads, self.stories = self.placement.near, self.placement.threads, self.placement.stories
 
-    def process(self, raw: RawItem, processed_at: datetime | None = None, entities: tuple[str, ...] = ()) -> Processed:
+    def process(self, raw: RawItem, processed_at: datetime | None = None) -> Processed:
+        """What the worker's three stages do to one item: enrich, exact dedup, placement."""
         at = event_time(raw)
         enriched = enrich(raw, processed_at or datetime.now(UTC))
         key = dedup_key(enriched)
         verdict, _claimed = check_and_claim(
             self.exact, key, raw.id, partition_for(key, self.config.partitions), at, self.config.exact_window_s
         )
-        near, _writes = self.near.check_and_add(
-            raw.id, raw.kind, enriched.enrichment.normalized_text, at, exact_of=verdict.first_id, source=raw.source
-        )
-        enriched = mark_duplicate(enriched, near.duplicate_of)
-
-        thread: ThreadUpdate | None = None
-        if isinstance(raw, RawTickerItem):
-            thread = self.threads.assign(
-                item_id=raw.id,
-                source=raw.source,
-                attribution=raw.attribution,
-                text=raw.text,
-                published_at=at,
-                continues_previous=raw.continues_previous,
-                raw_thread_id=raw.thread_id,
-                time=raw.time,
-            )
-        story = self.stories.assign(
-            item_id=raw.id,
-            kind=raw.kind,
-            source=raw.source,
-            at=at,
-            title=raw.title if isinstance(raw, RawArticle) else "",
-            normalized_text=enriched.enrichment.normalized_text,
-            duplicate_of=near.duplicate_of,
-            duplicate_similarity=near.similarity,
-            thread_id=thread.thread_id if thread else None,
-            thread_headline=thread.thread["headline"] if thread else None,
-            entities=entities or entity_keys(getattr(enriched.enrichment, "entities", None)),
-            topics=topic_codes(getattr(enriched.enrichment, "topics", None)),
-        )
-        return Processed(enriched, verdict.first_id, near, thread, story)
+        placed = self.placement.place(enriched, verdict.first_id)
+        return Processed(placed.enriched, verdict.first_id, placed.near, placed.thread, placed.story)
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         """Every state mapping, as the worker's changelog topics would hold them."""
-        return {
-            "exact": dict(self.exact),
-            "near_bands": dict(self.near.bands),
-            "near_items": dict(self.near.items),
-            "near_common": dict(self.near.common),
-            "threads": dict(self.threads.state),
-            "stories": dict(self.stories.state),
-        }
+        return {"exact": dict(self.exact), **{name: dict(mapping) for name, mapping in self.state.items()}}
 
     @classmethod
     def restore(cls, snapshot: dict[str, dict[str, Any]], config: PipelineConfig = PipelineConfig()) -> Pipeline:
         """A pipeline that goes on from a snapshot (a restarted worker recovering its tables)."""
         pipeline = cls(config)
         pipeline.exact.update(snapshot["exact"])
-        pipeline.near.bands.update(snapshot["near_bands"])
-        pipeline.near.items.update(snapshot["near_items"])
-        pipeline.near.common.update(snapshot["near_common"])
-        pipeline.threads.state.update(snapshot["threads"])
-        pipeline.stories.state.update(snapshot["stories"])
+        for name, mapping in pipeline.state.items():
+            mapping.update(snapshot[name])
         return pipeline
 
     def expire(self, now: float) -> None:
         """What the worker's timers do: forget everything past its window."""
         for key, _partition in list(expired_keys(self.exact, now, self.config.exact_window_s, range(self.config.partitions))):
             del self.exact[key]
-        for _ in self.near.expire(now):
-            pass
-        for _ in self.threads.expire(now):
-            pass
-        for _ in self.stories.expire(now):
-            pass
-
-
-def entity_keys(mentions: Iterable[Any] | None) -> tuple[str, ...]:
-    """Comparable keys of entity mentions: the linked id when known, else the normalised text.
-
-    Accepts plain strings too, so callers and tests can pass names directly.
-    """
-    keys: list[str] = []
-    for mention in mentions or ():
-        if isinstance(mention, str):
-            keys.append(normalize_text(mention))
-        else:
-            linked = getattr(mention, "id", None)
-            keys.append(str(linked) if linked else normalize_text(str(getattr(mention, "text", ""))))
-    return tuple(dict.fromkeys(k for k in keys if k))
-
-
-def topic_codes(topics: Iterable[Any] | None) -> tuple[str, ...]:
-    """Topic codes of the enrichment's topic scores (or plain strings)."""
-    return tuple(t if isinstance(t, str) else str(getattr(t, "code", "")) for t in topics or () if t)
+        self.placement.expire(now)
 
 
 def _article_from_record(record: dict[str, Any]) -> RawArticle:

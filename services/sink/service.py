@@ -1,4 +1,4 @@
-"""The sink: enriched topics and dead letters -> SQLite or PostgreSQL.
+"""The sink: enriched topics, story events and dead letters -> SQLite or PostgreSQL.
 
 Delivery guarantee: at-least-once into the store, effectively exactly-once in
 it. Kafka offsets are committed only after the batch they cover is durable in
@@ -48,14 +48,14 @@ from newsstream.core.metrics import (
     start_health_server,
 )
 from newsstream.core.models import DeadLetter, EnrichedArticle, EnrichedTickerItem
-from newsstream.core.wire import dead_letter_for, dumps, loads_dead_letter, loads_enriched
-from newsstream.sink.stores import Store, StoredEvent, open_store, redact_url, table_for
+from newsstream.core.wire import dead_letter_for, dumps, loads_dead_letter, loads_enriched, loads_story
+from newsstream.sink.stores import Store, StoredEvent, open_store, redact_url, row_id, table_for
 
 log = logging.getLogger(__name__)
 
 SERVICE = "sink"
 STAGE = "sink"
-SOURCE_TOPICS = (topics.ENRICHED_ARTICLES, topics.ENRICHED_TICKER, topics.DEAD_LETTERS)
+SOURCE_TOPICS = (topics.ENRICHED_ARTICLES, topics.ENRICHED_TICKER, topics.DEAD_LETTERS, topics.STORIES)
 
 # Backoff for store and DLQ failures: quick first retries for a blip, capped so
 # that a sink waiting for PostgreSQL to come back notices within half a minute.
@@ -183,7 +183,12 @@ class _Sink:
             for msg in messages:
                 payload: bytes = msg.value if msg.value is not None else b""
                 try:
-                    batch.append(loads_dead_letter(payload) if on_dlq else loads_enriched(payload))
+                    if on_dlq:
+                        batch.append(loads_dead_letter(payload))
+                    elif tp.topic == topics.STORIES:
+                        batch.append(loads_story(payload))
+                    else:
+                        batch.append(loads_enriched(payload))
                 except Exception as exc:
                     letter = dead_letter_for(
                         payload, exc, stage=STAGE,
@@ -238,7 +243,7 @@ class _Sink:
             if isinstance(event, (EnrichedArticle, EnrichedTickerItem)):
                 observe_stored(event.kind, event.raw.published_at, event.raw.fetched_at, stored_at)
         # Rows, not messages: an id repeated within the batch is one row.
-        for table, rows in Tally(table for table, _ in {(table_for(e), e.id) for e in batch}).items():
+        for table, rows in Tally(table for table, _ in {(table_for(e), row_id(e)) for e in batch}).items():
             SINK_WRITES.labels(store.kind, table).inc(rows)
 
     async def handle(self, records: dict[TopicPartition, list[ConsumerRecord]]) -> None:

@@ -1,7 +1,7 @@
 """Where the sink writes: SQLite for a laptop, PostgreSQL for production.
 
 Both stores share one table layout (``articles``, ``ticker_items``,
-``dead_letters``): the useful fields flattened into columns for querying, plus
+``dead_letters``, ``stories``): the useful fields flattened into columns for querying, plus
 the whole event as JSON in ``event`` so nothing is lost when the models grow.
 Every write is an upsert keyed by the event id, so re-delivering a batch (the
 sink commits Kafka offsets only after a write) leaves the tables unchanged.
@@ -27,16 +27,17 @@ from typing import Any, Protocol, Self, runtime_checkable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-from newsstream.core.models import DeadLetter, EnrichedArticle, EnrichedTickerItem
+from newsstream.core.models import DeadLetter, EnrichedArticle, EnrichedTickerItem, StoryEvent
 
-StoredEvent = EnrichedArticle | EnrichedTickerItem | DeadLetter
+StoredEvent = EnrichedArticle | EnrichedTickerItem | DeadLetter | StoryEvent
 
 ARTICLES = "articles"
 TICKER_ITEMS = "ticker_items"
 DEAD_LETTERS = "dead_letters"
-TABLES = (ARTICLES, TICKER_ITEMS, DEAD_LETTERS)
+STORIES = "stories"
+TABLES = (ARTICLES, TICKER_ITEMS, DEAD_LETTERS, STORIES)
 
 
 class StoreSummary(BaseModel):
@@ -45,7 +46,10 @@ class StoreSummary(BaseModel):
     articles: int = 0
     ticker_items: int = 0
     threads: int = Field(default=0, description="Distinct ticker thread ids.")
-    duplicates: int = Field(default=0, description="Articles and ticker items whose duplicate_of is set.")
+    duplicates: int = Field(default=0, description="Articles and ticker items whose duplicate_of is set (exact or near).")
+    near_duplicates: int = Field(default=0, description="Of those, near (not exact) copies.")
+    stories: int = 0
+    multi_member_stories: int = Field(default=0, description="Stories with more than one member.")
     dead_letters: int = 0
     dead_letters_by_reason: dict[str, int] = Field(default_factory=dict)
 
@@ -94,17 +98,27 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     ARTICLES: (
         "id", "source", "url", "title", "body", "language", "language_confidence", "normalized_text",
         "content_hash", "word_count", "duplicate_of", "published_at", "fetched_at", "processed_at",
-        "event", "stored_at",
+        "duplicate_kind", "duplicate_similarity", "story_id", "event", "stored_at",
     ),
     TICKER_ITEMS: (
         "id", "source", "time", "text", "attribution", "continues_previous", "thread_id", "published_at",
         "language", "language_confidence", "normalized_text", "content_hash", "word_count", "duplicate_of",
-        "fetched_at", "processed_at", "event", "stored_at",
+        "fetched_at", "processed_at", "duplicate_kind", "duplicate_similarity", "stream_thread_id", "story_id",
+        "event", "stored_at",
     ),
     DEAD_LETTERS: (
         "id", "stage", "reason", "error", "source_topic", "source_partition", "source_offset", "input_ref",
         "payload", "payload_encoding", "failed_at", "event", "stored_at",
     ),
+    # One row per story (id = story id): its latest state from news.stories.v1.
+    STORIES: (
+        "id", "revision", "headline", "member_count", "first_seen", "last_seen", "sources", "event", "stored_at",
+    ),
+}
+# Columns added after a table's first release, in order (migrate() adds them to older databases).
+ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
+    ARTICLES: ("duplicate_kind", "duplicate_similarity", "story_id"),
+    TICKER_ITEMS: ("duplicate_kind", "duplicate_similarity", "stream_thread_id", "story_id"),
 }
 
 # Column -> SQL type; "TS" becomes TIMESTAMPTZ in PostgreSQL and ISO 8601 TEXT in
@@ -113,6 +127,12 @@ _TYPES: dict[str, str] = {
     "id": "TEXT PRIMARY KEY",
     "language_confidence": "DOUBLE PRECISION",
     "word_count": "INTEGER",
+    "duplicate_similarity": "DOUBLE PRECISION",
+    "revision": "INTEGER",
+    "member_count": "INTEGER",
+    "first_seen": "TS",
+    "last_seen": "TS",
+    "sources": "JSON",
     "continues_previous": "BOOL",
     "source_partition": "INTEGER",
     "source_offset": "BIGINT",
@@ -130,7 +150,11 @@ _INDEXES: tuple[tuple[str, str], ...] = (
     (TICKER_ITEMS, "content_hash"),
     (TICKER_ITEMS, "duplicate_of"),
     (TICKER_ITEMS, "thread_id"),
+    (ARTICLES, "story_id"),
+    (TICKER_ITEMS, "story_id"),
+    (TICKER_ITEMS, "stream_thread_id"),
     (DEAD_LETTERS, "reason"),
+    (STORIES, "last_seen"),
 )
 
 
@@ -142,7 +166,14 @@ def table_for(event: StoredEvent) -> str:
         return TICKER_ITEMS
     if isinstance(event, DeadLetter):
         return DEAD_LETTERS
+    if isinstance(event, StoryEvent):
+        return STORIES
     raise TypeError(f"cannot store {type(event).__name__}")
+
+
+def row_id(event: StoredEvent) -> str:
+    """The primary key of the event's row."""
+    return event.story_id if isinstance(event, StoryEvent) else event.id
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -174,20 +205,26 @@ def _row(event: StoredEvent, stored_at: datetime) -> tuple[str, tuple[Any, ...]]
             event.source_offset, event.input_ref, event.payload, event.payload_encoding, _utc(event.failed_at),
             event_json, stored_at,
         )
+    if isinstance(event, StoryEvent):
+        return STORIES, (
+            event.story_id, event.revision, event.headline, event.member_count, _utc(event.first_seen),
+            _utc(event.last_seen), event.sources, event_json, stored_at,
+        )
     e = event.enrichment
     if isinstance(event, EnrichedArticle):
         a = event.raw
         return ARTICLES, (
             event.id, a.source, a.url, a.title, a.body, e.language, e.language_confidence, e.normalized_text,
             e.content_hash, e.word_count, e.duplicate_of, _utc(a.published_at), _utc(a.fetched_at),
-            _utc(e.processed_at), event_json, stored_at,
+            _utc(e.processed_at), e.duplicate_kind, e.duplicate_similarity, e.story_id, event_json, stored_at,
         )
     if isinstance(event, EnrichedTickerItem):
         t = event.raw
         return TICKER_ITEMS, (
             event.id, t.source, t.time, t.text, t.attribution, t.continues_previous, t.thread_id,
             _utc(t.published_at), e.language, e.language_confidence, e.normalized_text, e.content_hash,
-            e.word_count, e.duplicate_of, _utc(t.fetched_at), _utc(e.processed_at), event_json, stored_at,
+            e.word_count, e.duplicate_of, _utc(t.fetched_at), _utc(e.processed_at), e.duplicate_kind,
+            e.duplicate_similarity, e.thread_id, e.story_id, event_json, stored_at,
         )
     raise TypeError(f"cannot store {type(event).__name__}")
 
@@ -234,9 +271,11 @@ def _upsert_sql(table: str, placeholders: Sequence[str], dialect: str) -> str:
     updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:])
     # The WHERE clause turns a re-delivered, unchanged event into a no-op (no
     # new row version, stored_at kept); a changed event (same id) is updated.
+    # A story only moves forward: an older revision delivered late is ignored.
+    newer = f" AND {table}.revision <= excluded.revision" if table == STORIES else ""
     return (
         f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(placeholders)}) "
-        f"ON CONFLICT (id) DO UPDATE SET {updates} WHERE {table}.event {distinct} excluded.event"
+        f"ON CONFLICT (id) DO UPDATE SET {updates} WHERE {table}.event {distinct} excluded.event{newer}"
     )
 
 
@@ -249,11 +288,17 @@ def _sql_type(column: str, dialect: str) -> str:
     return f"{base} {rest}".strip()
 
 
-def _create_sql(dialect: str) -> list[str]:
+def _create_sql(dialect: str, existing: dict[str, set[str]] | None = None) -> list[str]:
+    """Statements that create missing tables, add ``ADDED_COLUMNS`` missing from
+    ``existing`` (table -> its current columns), and create missing indexes."""
     statements = []
     for table, cols in COLUMNS.items():
         defs = ", ".join(f"{col} {_sql_type(col, dialect)}" for col in cols)
         statements.append(f"CREATE TABLE IF NOT EXISTS {table} ({defs})")
+        have = (existing or {}).get(table)
+        for col in ADDED_COLUMNS.get(table, ()):
+            if have and col not in have:
+                statements.append(f"ALTER TABLE {table} ADD COLUMN {col} {_sql_type(col, dialect)}")
     for table, col in _INDEXES:
         statements.append(f"CREATE INDEX IF NOT EXISTS {table}_{col}_idx ON {table} ({col})")
     return statements
@@ -262,28 +307,42 @@ def _create_sql(dialect: str) -> list[str]:
 _SUMMARY_SQL = {
     ARTICLES: "SELECT count(*) FROM articles",
     TICKER_ITEMS: "SELECT count(*) FROM ticker_items",
-    "threads": "SELECT count(DISTINCT thread_id) FROM ticker_items",
+    # The worker's stream thread (across fetches) when stage 3 ran, else the page's.
+    "threads": "SELECT count(DISTINCT coalesce(stream_thread_id, thread_id)) FROM ticker_items",
     "duplicates": (
         "SELECT (SELECT count(*) FROM articles WHERE duplicate_of IS NOT NULL)"
         " + (SELECT count(*) FROM ticker_items WHERE duplicate_of IS NOT NULL)"
     ),
+    "near_duplicates": (
+        "SELECT (SELECT count(*) FROM articles WHERE duplicate_kind = 'near')"
+        " + (SELECT count(*) FROM ticker_items WHERE duplicate_kind = 'near')"
+    ),
+    STORIES: "SELECT count(*) FROM stories",
+    "multi_member_stories": "SELECT count(*) FROM stories WHERE member_count > 1",
     DEAD_LETTERS: "SELECT count(*) FROM dead_letters",
 }
 _BY_REASON_SQL = "SELECT reason, count(*) FROM dead_letters GROUP BY reason ORDER BY reason"
 
 # {limit} is the dialect's placeholder ("?" or "$1").
 _DUPLICATES_SQL = """
-SELECT 'article' AS kind, d.id, d.source, d.title AS text, f.id AS first_id, f.source AS first_source
+SELECT 'article' AS kind, d.id, d.source, d.title AS text, f.id AS first_id, f.source AS first_source,
+       coalesce(d.duplicate_kind, 'exact') AS duplicate_kind, d.duplicate_similarity AS similarity
   FROM articles d JOIN articles f ON f.id = d.duplicate_of
 UNION ALL
-SELECT 'ticker' AS kind, d.id, d.source, d.text, f.id AS first_id, f.source AS first_source
+SELECT 'ticker' AS kind, d.id, d.source, d.text, f.id AS first_id, f.source AS first_source,
+       coalesce(d.duplicate_kind, 'exact') AS duplicate_kind, d.duplicate_similarity AS similarity
   FROM ticker_items d JOIN ticker_items f ON f.id = d.duplicate_of
 ORDER BY 1, 2 LIMIT {limit}
 """
 _THREADS_SQL = """
-SELECT thread_id, count(*) AS lines, min(source) AS source, min(attribution) AS attribution
-  FROM ticker_items GROUP BY thread_id HAVING count(*) > 1
+SELECT coalesce(stream_thread_id, thread_id) AS thread_id, count(*) AS lines, min(source) AS source,
+       min(attribution) AS attribution
+  FROM ticker_items GROUP BY coalesce(stream_thread_id, thread_id) HAVING count(*) > 1
  ORDER BY lines DESC, thread_id LIMIT {limit}
+"""
+_STORIES_SQL = """
+SELECT id AS story_id, headline, member_count, sources FROM stories WHERE member_count > 1
+ ORDER BY member_count DESC, id LIMIT {limit}
 """
 
 
@@ -294,6 +353,8 @@ class DuplicateRow(BaseModel):
     text: str
     first_id: str
     first_source: str
+    duplicate_kind: str = "exact"
+    similarity: float | None = None
 
 
 class ThreadRow(BaseModel):
@@ -301,6 +362,18 @@ class ThreadRow(BaseModel):
     lines: int
     source: str
     attribution: str | None
+
+
+class StoryRow(BaseModel):
+    story_id: str
+    headline: str
+    member_count: int
+    sources: list[str]
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _json_text(cls, value: Any) -> Any:  # SQLite returns the JSON column as text
+        return orjson.loads(value) if isinstance(value, (str, bytes)) else value
 
 
 class _StoreBase:
@@ -328,6 +401,10 @@ class _StoreBase:
     async def threads(self, limit: int = 20) -> list[ThreadRow]:
         """Ticker threads of more than one line, longest first."""
         return [ThreadRow(**row) for row in await self._fetch(_THREADS_SQL, limit)]
+
+    async def stories(self, limit: int = 20) -> list[StoryRow]:
+        """Stories with more than one member, largest first."""
+        return [StoryRow(**row) for row in await self._fetch(_STORIES_SQL, limit)]
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
@@ -402,7 +479,12 @@ class SQLiteStore(_StoreBase):
                 raise
 
     async def migrate(self) -> None:
-        await asyncio.to_thread(self._transaction, [(sql, None) for sql in _create_sql("sqlite")])
+        def columns() -> dict[str, set[str]]:
+            conn = self._require()
+            return {t: {row[1] for row in conn.execute(f"PRAGMA table_info({t})")} for t in TABLES}
+
+        existing = await asyncio.to_thread(self._locked, columns)
+        await asyncio.to_thread(self._transaction, [(sql, None) for sql in _create_sql("sqlite", existing)])
 
     async def upsert(self, batch: Sequence[StoredEvent]) -> None:
         if not batch:
@@ -451,7 +533,7 @@ def _sqlite_value(value: Any) -> Any:
         return value.isoformat()  # always UTC here (see _utc): sorts and compares as text
     if isinstance(value, bool):
         return int(value)
-    if isinstance(value, dict):
+    if isinstance(value, (dict, list)):
         return orjson.dumps(value).decode("utf-8")
     return value
 
@@ -519,7 +601,12 @@ class PostgresStore(_StoreBase):
             # CREATE ... IF NOT EXISTS is not race-free in PostgreSQL (two sessions
             # can both pass the check); a transaction-scoped advisory lock is.
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext('newsstream.sink.migrate'))")
-            for sql in _create_sql("postgresql"):
+            existing: dict[str, set[str]] = {}
+            for row in await conn.fetch(
+                "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+            ):
+                existing.setdefault(row["table_name"], set()).add(row["column_name"])
+            for sql in _create_sql("postgresql", existing):
                 await conn.execute(sql)
 
     async def upsert(self, batch: Sequence[StoredEvent]) -> None:
@@ -557,7 +644,7 @@ class PostgresStore(_StoreBase):
 
 def _pg_value(value: Any) -> Any:
     # asyncpg takes JSONB parameters as text unless a codec is registered.
-    if isinstance(value, dict):
+    if isinstance(value, (dict, list)):
         return orjson.dumps(value).decode("utf-8")
     return value
 

@@ -157,7 +157,7 @@ def test_expiry_forgets_silent_stories_and_their_index() -> None:
 def test_entity_mentions_and_topics_of_the_enrichment_become_comparable_keys() -> None:
     from types import SimpleNamespace
 
-    from newsstream.process.replay import entity_keys, topic_codes
+    from newsstream.process.placement import entity_keys, topic_codes
 
     mentions = [
         SimpleNamespace(id="geonames:304922", text="ملاطية"),

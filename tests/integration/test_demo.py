@@ -26,11 +26,18 @@ def test_demo_stores_every_sample_item_and_reports_duplicates_and_dead_letters(t
         assert match, f"no '{what}' row in:\n{out}"
         return int(match.group(1))
 
-    # 4 pages (one article each) + 2 wire articles; 6+6+5+4 page ticker lines + 1 wire line.
-    assert count("articles") == 6
+    # 4 pages (one article each) + 3 wire articles; 6+6+5+4 page ticker lines + 1 wire line.
+    assert count("articles") == 7
     assert count("ticker items") == 22
     # The republished article, two repeated ticker lines and the wire line that repeats a page line.
     assert count("exact duplicates") == 4
+    # The edited wire copy of the desalination article.
+    assert count("near duplicates") == 1
+    assert re.search(r"al-khabar: «مناقصة دولية.*» ← wire-desk \(near 0\.\d\d\)", out), out
+    # The battery story: page 1's article and ticker thread, its republication and the wire line.
+    stories = re.search(r"│ stories\s*│\s*(\d+) \((\d+) with 2\+ items\) │", out)
+    assert stories and int(stories.group(2)) >= 1, out
+    assert re.search(r"\n  [5-9] items, 2 sources: «تشغيل أول محطة", out), out
     assert count("dead letters") == 2
     assert "1 invalid_json, 1 validation_error" in out
     assert (tmp_path / ".newsstream" / "demo" / "newsstream.sqlite").exists()

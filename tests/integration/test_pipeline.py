@@ -104,22 +104,39 @@ def _ticker_line(n: int, text: str) -> bytes:
     })
 
 
+_WORDS = (
+    "الميناء السفن الحكومة البرلمان المطار الجامعة المستشفى الطقس الأمطار الرياح الانتخابات الموازنة الضرائب"
+    " الصادرات الواردات النفط الغاز الكهرباء المياه الزراعة القمح الأسعار الأسواق البورصة العملة المصرف الشركات"
+    " المصانع العمال النقابة المدارس الطلاب المعلمين الأطباء الدواء اللقاح المرضى الشرطة المحكمة القضاة الجيش"
+    " الحدود اللاجئين المساعدات الإغاثة الزلزال الفيضان الحرائق الغابات الطرق الجسور القطارات الحافلات السياحة"
+    " الفنادق المتاحف المهرجان الرياضة الملعب المنتخب البطولة"
+).split()
+
+
+def _distinct_text(template: str, n: int) -> str:
+    """A line no other n shares more than a word or two with: neither an exact nor a near duplicate."""
+    import random
+
+    return template.format(n) + " " + " ".join(random.Random(n).sample(_WORDS, 8))
+
+
 def _texts_with_repeats(template: str, total: int, every: int, back: int) -> list[str]:
     """Unique texts, except that every ``every``-th repeats the one ``back`` before it: true exact duplicates."""
-    texts = [template.format(n) for n in range(total)]
+    texts = [_distinct_text(template, n) for n in range(total)]
     for n in range(every, total, every):
         texts[n] = texts[n - back]
     return texts
 
 
 def _assert_exactly_the_repeats_are_duplicates(rows: list[dict], expected: int) -> None:
-    """Exactly ``expected`` rows are duplicates, each of a first occurrence with the same text."""
+    """Exactly ``expected`` rows are duplicates, each an exact copy of a first occurrence with the same text."""
     by_id = {r["id"]: r for r in rows}
     dups = [r for r in rows if r["duplicate_of"] is not None]
     assert len(dups) == expected
     for row in dups:
         first = by_id[row["duplicate_of"]]
         assert first["text"] == row["text"] and first["duplicate_of"] is None
+        assert row["duplicate_kind"] == "exact" and row["duplicate_similarity"] == 1.0
 
 
 async def test_killing_the_worker_mid_stream_loses_nothing_and_stores_nothing_twice(
@@ -147,7 +164,7 @@ async def test_killing_the_worker_mid_stream_loses_nothing_and_stores_nothing_tw
         worker = harness.start("worker", settings, tmp_path / "restart")
         await harness.wait_for(lambda: _at_least(count, total), 90, f"all {total} items", [worker, sink])
 
-        rows = await query_store(pg_url, "SELECT id, text, duplicate_of FROM ticker_items")
+        rows = await query_store(pg_url, "SELECT id, text, duplicate_of, duplicate_kind, duplicate_similarity FROM ticker_items")
         assert len(rows) == total and len({r["id"] for r in rows}) == total
         _assert_exactly_the_repeats_are_duplicates(rows, total // every - 1)
     finally:
@@ -222,7 +239,7 @@ async def test_two_workers_find_the_same_duplicates_as_one(
         per_worker = [harness.metric_sum(w.metrics_port, "newsstream_items_in_total", service="worker") for w in workers]
         assert all(n > 0 for n in per_worker), f"one worker did all the work: {per_worker}"
 
-        rows = await query_store(sqlite_url, "SELECT id, text, duplicate_of FROM ticker_items")
+        rows = await query_store(sqlite_url, "SELECT id, text, duplicate_of, duplicate_kind, duplicate_similarity FROM ticker_items")
         _assert_exactly_the_repeats_are_duplicates(rows, total // every - 1)
     finally:
         for svc in services:
