@@ -168,3 +168,62 @@ async def test_sqlite_creates_parent_directory_and_uses_wal(tmp_path: Path) -> N
     finally:
         conn.close()
 
+
+
+def _story(story_id: str, revision: int, headline: str) -> "StoryEvent":
+    from datetime import UTC, datetime
+
+    from newsstream.core.models import StoryEvent, StoryMember
+
+    at = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+    members = [StoryMember(id=f"i{n}", kind="article", source=f"s{n % 2}", at=at, similarity=1.0,
+                           joined_by="founder" if n == 0 else "similarity") for n in range(revision)]
+    return StoryEvent(story_id=story_id, event="created" if revision == 1 else "updated", revision=revision,
+                      headline=headline, first_seen=at, last_seen=at, member_count=revision, members=members,
+                      sources=sorted({m.source for m in members}), trigger_id=members[-1].id)
+
+
+async def test_a_story_row_only_moves_forward(store: Store, store_url: str, query_store) -> None:
+    await store.upsert([_story("st_1", 1, "first"), _story("st_2", 1, "other")])
+    await store.upsert([_story("st_1", 3, "third")])
+    await store.upsert([_story("st_1", 2, "late second")])  # delivered late: must not win
+    rows = {r["id"]: r for r in await query_store(store_url, "SELECT id, revision, headline, member_count FROM stories")}
+    assert rows["st_1"]["revision"] == 3 and rows["st_1"]["headline"] == "third"
+    assert rows["st_1"]["member_count"] == 3 and rows["st_2"]["revision"] == 1
+    summary = await store.summary()
+    assert summary.stories == 2 and summary.multi_member_stories == 1
+    assert [(s.story_id, s.member_count, s.sources) for s in await store.stories()] == [("st_1", 3, ["s0", "s1"])]
+
+
+async def test_migrate_adds_the_new_columns_to_an_older_database(store_url: str, query_store) -> None:
+    """A database created before stage 3 (no story_id etc.) is upgraded in place, rows kept."""
+    old_table = (
+        "CREATE TABLE ticker_items (id TEXT PRIMARY KEY, source TEXT, time TEXT, text TEXT, attribution TEXT,"
+        " continues_previous BOOLEAN, thread_id TEXT, published_at TEXT, language TEXT,"
+        " language_confidence DOUBLE PRECISION, normalized_text TEXT, content_hash TEXT, word_count INTEGER,"
+        " duplicate_of TEXT, fetched_at TEXT, processed_at TEXT, event TEXT NOT NULL, stored_at TEXT NOT NULL)"
+    )
+    old_row = "INSERT INTO ticker_items (id, event, stored_at) VALUES ('old', '{}', 'x')"
+    if store_url.startswith("sqlite:"):
+        import sqlite3
+
+        path = Path(store_url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(path) as conn:
+            conn.execute(old_table)
+            conn.execute(old_row)
+        columns_sql = "SELECT name FROM pragma_table_info('ticker_items')"
+    else:
+        fresh = open_store(store_url)
+        await fresh.connect()  # creates the private schema
+        await fresh.close()
+        await query_store(store_url, old_table)
+        await query_store(store_url, old_row)
+        columns_sql = ("SELECT column_name AS name FROM information_schema.columns"
+                       " WHERE table_schema = current_schema() AND table_name = 'ticker_items'")
+    async with open_store(store_url) as store:
+        await store.migrate()
+        await store.migrate()  # twice: idempotent
+    cols = {r["name"] for r in await query_store(store_url, columns_sql)}
+    assert {"duplicate_kind", "duplicate_similarity", "stream_thread_id", "story_id"} <= cols
+    assert (await query_store(store_url, "SELECT id FROM ticker_items")) == [{"id": "old"}]
