@@ -48,8 +48,8 @@ from newsstream.core.metrics import (
     start_health_server,
 )
 from newsstream.core.models import DeadLetter, EnrichedArticle, EnrichedTickerItem
-from newsstream.core.wire import dead_letter_for, dumps, loads_dead_letter, loads_enriched, loads_story
-from newsstream.sink.stores import Store, StoredEvent, open_store, redact_url, row_id, table_for
+from newsstream.core.wire import dead_letter, dead_letter_for, dumps, loads_dead_letter, loads_enriched, loads_story
+from newsstream.sink.stores import Store, StoredEvent, is_data_error, open_store, redact_url, row_id, table_for
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +84,14 @@ async def _retry(
     stop: asyncio.Event,
     on_error: Callable[[], None],
     context: dict[str, object] | None = None,
+    permanent: Callable[[BaseException], bool] = lambda exc: False,
 ) -> T:
     """Run ``op`` until it succeeds, backing off exponentially (capped).
 
-    Never gives up on its own: skipping would lose data. A stop request ends
-    the wait with :class:`_Stopped`, leaving the work uncommitted.
+    Never gives up on a transient error: skipping would lose data. An error
+    ``permanent`` says no retry can fix is raised at once (the caller isolates
+    the rows at fault). A stop request ends the wait with :class:`_Stopped`,
+    leaving the work uncommitted.
     """
     delay = RETRY_INITIAL_S
     attempt = 0
@@ -96,8 +99,10 @@ async def _retry(
         try:
             return await op()
         except Exception as exc:
-            attempt += 1
             on_error()
+            if permanent(exc):
+                raise
+            attempt += 1
             # A full traceback the first time, then one line per attempt: a long
             # outage should not bury the log in identical tracebacks.
             log.warning(
@@ -120,6 +125,8 @@ class _Sink:
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.lag = LagRecorder(SERVICE)
+        # Where each event of the batch in hand came from (id(event) -> topic, partition, offset).
+        self._origin: dict[int, tuple[str, int, int]] = {}
 
     async def ready(self) -> bool:
         """Readiness: partitions assigned and the store answering."""
@@ -177,6 +184,7 @@ class _Sink:
         """(events to store, dead letters to send to the DLQ topic)."""
         batch: list[StoredEvent] = []
         to_dlq: list[DeadLetter] = []
+        self._origin = {}
         for tp, messages in records.items():
             ITEMS_IN.labels(SERVICE, tp.topic).inc(len(messages))
             on_dlq = tp.topic == topics.DEAD_LETTERS
@@ -189,6 +197,7 @@ class _Sink:
                         batch.append(loads_story(payload))
                     else:
                         batch.append(loads_enriched(payload))
+                    self._origin[id(batch[-1])] = (tp.topic, tp.partition, msg.offset)
                 except Exception as exc:
                     letter = dead_letter_for(
                         payload, exc, stage=STAGE,
@@ -225,6 +234,13 @@ class _Sink:
         )
 
     async def write(self, batch: Sequence[StoredEvent], context: dict[str, object] | None = None) -> None:
+        """Store the batch; rows the database rejects go to the dead-letter topic.
+
+        A transient failure is retried forever. A rejected batch (a constraint,
+        a value the database cannot hold) is split in halves until the rows at
+        fault are alone; each of those becomes a dead letter and the rest is
+        stored, so one poison row cannot stop the sink.
+        """
         store = self.store
         started = time.perf_counter()
 
@@ -234,7 +250,21 @@ class _Sink:
             with SINK_WRITE_SECONDS.labels(store.kind).time():
                 await store.upsert(batch)
 
-        await _retry(attempt, what="writing the batch", stop=self.stop, on_error=self._count("store"), context=context)
+        try:
+            await _retry(attempt, what="writing the batch", stop=self.stop, on_error=self._count("store"),
+                         context=context, permanent=is_data_error)
+        except _Stopped:
+            raise
+        except Exception as exc:
+            if not is_data_error(exc):
+                raise
+            if len(batch) > 1:
+                half = len(batch) // 2
+                await self.write(batch[:half], context)
+                await self.write(batch[half:], context)
+            else:
+                await self.reject(batch[0], exc)
+            return
         stored_at = time.time()
         PROCESSING_SECONDS.labels(SERVICE, "upsert").observe(time.perf_counter() - started)
         SINK_BATCH_SIZE.labels(store.kind).observe(len(batch))
@@ -245,6 +275,25 @@ class _Sink:
         # Rows, not messages: an id repeated within the batch is one row.
         for table, rows in Tally(table for table, _ in {(table_for(e), row_id(e)) for e in batch}).items():
             SINK_WRITES.labels(store.kind, table).inc(rows)
+
+    async def reject(self, event: StoredEvent, exc: BaseException) -> None:
+        """A row the store refused: to the dead-letter topic with the reason, and counted."""
+        topic, partition, offset = self._origin.get(id(event), (None, None, None))
+        DEAD_LETTERS.labels(SERVICE, topic or "", "store_rejected").inc()
+        log.error(
+            "sink: the store rejected %s (%s: %s)", row_id(event), type(exc).__name__, exc,
+            extra={"item_id": row_id(event), "topic": topic, "partition": partition, "offset": offset,
+                   "reason": "store_rejected", "error_type": type(exc).__name__},
+        )
+        if isinstance(event, DeadLetter):
+            # Sending it back to the dead-letter topic would bring it round again
+            # forever; it stays on that topic (retained for weeks) and in the log.
+            return
+        letter = dead_letter(
+            dumps(event), stage=STAGE, reason="store_rejected", error=f"{type(exc).__name__}: {exc}",
+            source_topic=topic, source_partition=partition, source_offset=offset,
+        )
+        await self.send_dead_letters([letter])
 
     async def handle(self, records: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         """Decode, write, and only then commit one batch of records."""

@@ -171,6 +171,21 @@ def table_for(event: StoredEvent) -> str:
     raise TypeError(f"cannot store {type(event).__name__}")
 
 
+def is_data_error(exc: BaseException) -> bool:
+    """True when the store rejected the *data* (retrying the same rows cannot succeed),
+    False for what may pass on a retry (connection lost, database locked, timeout)."""
+    if isinstance(exc, (sqlite3.IntegrityError, sqlite3.DataError, ValueError, TypeError, OverflowError)):
+        return True
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover - asyncpg is a dependency
+        return False
+    # Class 22 (data exception), 23 (integrity constraint), 54 (program limit:
+    # e.g. a value too large for an index row).
+    return isinstance(exc, (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError,
+                            asyncpg.ProgramLimitExceededError))
+
+
 def row_id(event: StoredEvent) -> str:
     """The primary key of the event's row."""
     return event.story_id if isinstance(event, StoryEvent) else event.id

@@ -228,3 +228,40 @@ async def test_sink_retries_a_failing_store_without_committing(
         summary = await store.summary()
         assert (summary.articles, summary.ticker_items) == (1, 1)
         await stop_sink(stop, task)
+
+
+async def test_a_row_the_store_rejects_becomes_a_dead_letter_and_the_rest_is_stored(
+    fast_settings: Settings, store_url: str, events, query_store
+) -> None:
+    """A poison row (here: a CHECK constraint the database enforces) must not stop the sink forever."""
+    settings = fast_settings.model_copy(
+        update={"store_url": store_url, "sink_group_id": f"sink-{uuid.uuid4().hex[:8]}", "sink_batch_size": 50}
+    )
+    enriched = [events.article(n) for n in range(1, 8)]
+    poison = events.article(8, title="POISON")
+    messages = [(topics.ENRICHED_ARTICLES, e.id.encode(), dumps(e)) for e in [*enriched[:4], poison, *enriched[4:]]]
+    async with open_store(store_url) as store:
+        await store.migrate()
+        # SQLite cannot add a CHECK to an existing table: a trigger rejects the row the same way.
+        if store_url.startswith("sqlite:"):
+            await query_store(store_url, "CREATE TRIGGER no_poison BEFORE INSERT ON articles WHEN NEW.title = 'POISON'"
+                                         " BEGIN SELECT RAISE(ABORT, 'constraint failed: poison'); END")
+        else:
+            await query_store(store_url, "ALTER TABLE articles ADD CONSTRAINT no_poison CHECK (title <> 'POISON')")
+        await ensure_topics(settings)
+        await produce(settings, messages)
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_sink(settings, stop=stop))
+
+        async def settled() -> bool:
+            s = await store.summary()
+            return s.articles == 7 and s.dead_letters == 1
+
+        await wait_until(settled, "7 articles stored and the poison row dead-lettered", task)
+        await stop_sink(stop, task)
+    letter = (await query_store(store_url, "SELECT stage, reason, error, source_topic, payload FROM dead_letters"))[0]
+    assert letter["stage"] == "sink" and letter["reason"] == "store_rejected"
+    assert letter["source_topic"] == topics.ENRICHED_ARTICLES and "poison" in letter["error"].lower()
+    assert '"POISON"' in letter["payload"]  # the whole event, to replay once the cause is fixed
+    stored = {r["id"] for r in await query_store(store_url, "SELECT id FROM articles")}
+    assert stored == {e.id for e in enriched}
