@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from typing import Any
 
@@ -93,6 +94,33 @@ def _faust_credentials(settings: Settings) -> Any:
     return SSLCredentials(ssl_context)
 
 
+# Replaced in tests; os._exit skips faust's shutdown, which would commit offsets.
+_hard_exit = os._exit
+DELIVERY_FAILURE_EXIT_CODE = 70
+
+
+def fail_stop_on_delivery_error(delivery: asyncio.Future[Any]) -> None:
+    """Done-callback of every record the worker produces: a record the broker
+    finally refused (after the producer's own retries) stops the process at once.
+
+    faust acks a batch once its records are handed to the producer and
+    commits after flushing it, and aiokafka's flush waits but never raises:
+    a refused record would be committed past and lost. Exiting before the
+    next commit makes the batch come back to whoever takes the partition
+    over (fail-stop, as Kafka Streams does by default). Awaiting the
+    deliveries inside the batch loop instead stalled the worker after a
+    restart; a callback adds no wait.
+    """
+    if delivery.cancelled() or delivery.exception() is None:
+        return
+    exc = delivery.exception()
+    log.critical("a record the worker produced was refused by the broker (%s: %s): exiting without committing",
+                 type(exc).__name__, exc, extra={"error_type": type(exc).__name__})
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    _hard_exit(DELIVERY_FAILURE_EXIT_CODE)
+
+
 def build_app(settings: Settings) -> faust.App:
     """A configured worker app; run it with :func:`run_worker`."""
     app = faust.App(
@@ -120,7 +148,16 @@ def build_app(settings: Settings) -> faust.App:
     # call .from_data() on a plain type while recovering from the changelog.
     first_seen = app.Table("dedup-first-seen", default=None, partitions=settings.partitions)
     ttl_s = settings.dedup_window_hours * 3600.0
+
+    def first_seen_changelog() -> str:
+        # Written with the worker's own awaited sends, like stage 3's tables
+        # (see flush_placement_state), in the JSON faust's table codec reads.
+        return first_seen.changelog_topic.get_topic_name()
     batch, within = settings.worker_batch_size, settings.worker_batch_within_s
+
+    async def send(topic: str, key: bytes | None, value: bytes | None, partition: int | None = None) -> None:
+        delivery = await app.producer.send(topic, key, value, partition, None, None)
+        delivery.add_done_callback(fail_stop_on_delivery_error)  # type: ignore[attr-defined]
 
     async def send_dead_letter(
         topic: str, partition: int, offset: int, payload: bytes | None, exc: BaseException, item_id: str | None = None
@@ -128,7 +165,7 @@ def build_app(settings: Settings) -> faust.App:
         letter = wire.dead_letter_for(
             payload or b"", exc, stage=SERVICE, source_topic=topic, source_partition=partition, source_offset=offset
         )
-        await app.producer.send(topics.DEAD_LETTERS, letter.id.encode(), wire.dumps(letter), None, None, None)
+        await send(topics.DEAD_LETTERS, letter.id.encode(), wire.dumps(letter))
         metrics.DEAD_LETTERS.labels(SERVICE, topic, letter.reason).inc()
         log.warning(
             "dead letter: %s (%s) topic=%s partition=%s offset=%s",
@@ -193,7 +230,7 @@ def build_app(settings: Settings) -> faust.App:
                     key = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else None
                     await send_dead_letter(msg.topic, msg.partition, msg.offset, msg.value, exc, key)
             for partition, envelope in envelopes.drain():
-                await app.producer.send(by_content_topic, None, envelope, partition, None, None)
+                await send(by_content_topic, None, envelope, partition)
             metrics.PROCESSING_SECONDS.labels(SERVICE, "enrich").observe(time.perf_counter() - started)
 
     @app.agent(by_content)
@@ -217,7 +254,8 @@ def build_app(settings: Settings) -> faust.App:
                         if claimed is not None:
                             # Written straight to the changelog partition of the envelope being
                             # processed: faust's table[key] = v would use the batch's last event.
-                            first_seen.send_changelog(msg.partition, item.content_key, list(claimed))
+                            await send(first_seen_changelog(), orjson.dumps(item.content_key),
+                                       orjson.dumps(list(claimed)), msg.partition)
                         out_topic = topics.ENRICHED_TOPIC_BY_KIND[item.kind]
                         value = item.value  # a first occurrence is forwarded as it is
                         if verdict.first_id is not None:
@@ -228,12 +266,12 @@ def build_app(settings: Settings) -> faust.App:
                     except Exception as exc:
                         await send_dead_letter(msg.topic, msg.partition, msg.offset, item.line, exc, item.item_id)
                         continue
-                    await app.producer.send(out_topic, item.item_id.encode(), value, None, None, None)
+                    await send(out_topic, item.item_id.encode(), value)
                     metrics.ITEMS_OUT.labels(SERVICE, out_topic).inc()
                     if verdict.first_id is not None:
                         metrics.DUPLICATES.labels(SERVICE, out_topic, "exact").inc()
             for partition, envelope in to_placement.drain():
-                await app.producer.send(placement_topic_name, None, envelope, partition, None, None)
+                await send(placement_topic_name, None, envelope, partition)
             metrics.PROCESSING_SECONDS.labels(SERVICE, "dedup").observe(time.perf_counter() - started)
 
     placement_in = app.topic(
@@ -271,21 +309,17 @@ def build_app(settings: Settings) -> faust.App:
         for name, writes in placement_state.items():
             changelog = placement_tables[name].changelog_topic.get_topic_name()
             for key, value in writes.drain():
-                await app.producer.send(
-                    changelog, orjson.dumps(key), None if value is None else orjson.dumps(value), 0, None, None
-                )
+                await send(changelog, orjson.dumps(key), None if value is None else orjson.dumps(value), 0)
 
     async def emit_placed(enriched: Any, story_event: Any) -> None:
         out_topic = topics.ENRICHED_TOPIC_BY_KIND[enriched.kind]
-        await app.producer.send(out_topic, enriched.id.encode(), wire.dumps(enriched), None, None, None)
+        await send(out_topic, enriched.id.encode(), wire.dumps(enriched))
         metrics.ITEMS_OUT.labels(SERVICE, out_topic).inc()
         kind = enriched.enrichment.duplicate_kind
         if kind is not None:
             metrics.DUPLICATES.labels(SERVICE, out_topic, kind).inc()
         if story_event is not None:
-            await app.producer.send(
-                topics.STORIES, story_event.story_id.encode(), wire.dumps(story_event), None, None, None
-            )
+            await send(topics.STORIES, story_event.story_id.encode(), wire.dumps(story_event))
 
     @app.agent(placement_in)
     async def place_items(stream: faust.StreamT) -> None:
@@ -357,7 +391,7 @@ def build_app(settings: Settings) -> faust.App:
         removed = 0
         for key, partition in dedup.expired_keys(first_seen.data, time.time(), ttl_s, owned):
             first_seen.data.pop(key, None)
-            first_seen.send_changelog(partition, key, None, value_serializer="raw")
+            await send(first_seen_changelog(), orjson.dumps(key), None, partition)
             removed += 1
         if removed:
             log.info("dedup state: expired %d content hashes", removed)
