@@ -132,7 +132,8 @@ def enrich(raw: RawArticle | RawTickerItem, processed_at: datetime) -> EnrichedA
 def mark_duplicate(
     enriched: EnrichedArticle | EnrichedTickerItem, first_id: str | None
 ) -> EnrichedArticle | EnrichedTickerItem:
-    """The same event with ``duplicate_of`` set (None: it is the first of its content)."""
+    """The same event marked as an exact copy of ``first_id`` (None: it is the first of its content)."""
     if first_id is None or first_id == enriched.id:
         return enriched
-    return enriched.model_copy(update={"enrichment": enriched.enrichment.model_copy(update={"duplicate_of": first_id})})
+    update = {"duplicate_of": first_id, "duplicate_kind": "exact", "duplicate_similarity": 1.0}
+    return enriched.model_copy(update={"enrichment": enriched.enrichment.model_copy(update=update)})

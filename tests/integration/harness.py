@@ -33,6 +33,7 @@ def service_env(settings: Settings) -> dict[str, str]:
         "NEWSSTREAM_WORKER_BATCH_WITHIN_S": "0.05",
         "NEWSSTREAM_SINK_BATCH_WAIT_MS": "100",
         "NEWSSTREAM_WORKER_APP_ID": settings.worker_app_id,
+        "NEWSSTREAM_STORIES_ENABLED": str(settings.stories_enabled).lower(),
         "NEWSSTREAM_LOG_LEVEL": "info",
     }
 

@@ -123,14 +123,14 @@ async def _query(url: str, sql: str) -> list[dict]:
         return [dict(r) for r in conn.execute(sql)]
 
 
-async def _send_wave(settings: Settings, wave: list[bytes], services: list, url: str) -> None:
+async def _send_wave(settings: Settings, wave: list[bytes], services: list, url: str, placed: bool = True) -> None:
     async with RawEventProducer(settings) as producer:
         await producer.ingest_json_lines((f"wave:{n}", line) for n, line in enumerate(wave))
     ids = {orjson.loads(line)["id"] for line in wave}
 
     async def arrived() -> bool:
         stored = await _stored(url)
-        return ids <= stored.keys() and all(stored[i][3] for i in ids)
+        return ids <= stored.keys() and (not placed or all(stored[i][3] for i in ids))
 
     await harness.wait_for(arrived, 90, f"items {sorted(ids)} placed and stored", services)
 
@@ -173,7 +173,7 @@ async def _run(settings: Settings, tmp_path: Path, workers: int, kill_after_wave
         await harness.wait_for(lambda: all(harness.ready(w.metrics_port) for w in running), 60, "workers ready",
                                [*running, sink])
         for n, wave in enumerate(WAVES):
-            await _send_wave(settings, wave, [*running, sink], settings.store_url)
+            await _send_wave(settings, wave, [*running, sink], settings.store_url, settings.stories_enabled)
             if n == kill_after_wave:
                 await asyncio.sleep(5)  # past faust's commit interval (2.8 s): the wave is committed
                 os.kill(running[0].proc.pid, signal.SIGKILL)
@@ -225,3 +225,11 @@ async def test_two_workers_and_a_killed_worker_place_items_as_one_worker_does(tm
         events = await _story_events(settings)
     created = [e["story_id"] for e in events if e["event"] == "created"]
     assert sorted(created) == sorted({p[3] for p in placed.values()}), "a restart must not create a story again"
+
+
+async def test_without_stage_3_items_carry_exact_duplicates_only(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    settings = _settings(broker.bootstrap, tmp_path, "off").model_copy(update={"stories_enabled": False})
+    placed = await _run(settings, tmp_path, workers=1)
+    assert placed["a3"] == ("a1", "exact", None, None)
+    assert all(p == (None, None, None, None) for i, p in placed.items() if i != "a3")  # no near copies, threads, stories
+    assert await _story_events(settings) == []

@@ -55,6 +55,7 @@ def test_mark_duplicate_never_points_an_item_at_itself() -> None:
     assert mark_duplicate(e, "t_1") is e
     marked = mark_duplicate(e, "t_0")
     assert marked.enrichment.duplicate_of == "t_0" and e.enrichment.duplicate_of is None
+    assert (marked.enrichment.duplicate_kind, marked.enrichment.duplicate_similarity) == ("exact", 1.0)
 
 
 def test_first_item_claims_the_key_and_later_ones_are_duplicates_of_it() -> None:
