@@ -14,7 +14,8 @@ nothing is copied. It prints, for each MinHash backend (rensa, datasketch):
   bytes per item held in the window;
 
 then the whole replay pipeline (enrich, exact dedup, near-dup, threads,
-stories) in µs per item, warm, and the bytes per item of each state.
+stories) in µs per item, warm; stage 3 alone (near-dup, threads, stories:
+the worker's one-partition ceiling); and the bytes per item of each state.
 One run, one machine: compare figures from the same run only.
 """
 
@@ -37,6 +38,7 @@ from newsstream.process.neardup import (
     jaccard,
     shingles,
 )
+from newsstream.process.placement import Placement
 from newsstream.process.replay import Pipeline, PipelineConfig, deep_size, read_stream
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -114,9 +116,23 @@ def bench_pipeline(path: Path, repeat: int) -> dict[str, object]:
     per_item = _best(run, repeat) / len(items)
     pipeline = run()
     n = len(items)
+
+    # Stage 3 alone (what the worker's one placement partition pays per item):
+    # the items enriched and exact-deduplicated beforehand, outside the timing.
+    prepared = [(p.enriched, p.exact_of) for p in (Pipeline().process(raw) for raw in items)]
+
+    def place_all() -> Placement:
+        placement = Placement(PipelineConfig().placement)
+        for enriched, exact_of in prepared:
+            placement.place(enriched, exact_of)
+        return placement
+
+    stage3 = _best(place_all, repeat) / n
     return {
         "items": n,
         "pipeline_us_per_item": round(per_item * 1e6),
+        "stage3_us_per_item": round(stage3 * 1e6),
+        "stage3_items_per_s_one_core": round(1 / stage3),
         "bytes_per_item": {
             "exact": round(deep_size(pipeline.exact) / n),
             "near_dup": round((deep_size(pipeline.near.items) + deep_size(pipeline.near.bands) + deep_size(pipeline.near.common)) / max(1, len(pipeline.near))),
