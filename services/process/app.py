@@ -153,6 +153,7 @@ def build_app(settings: Settings) -> faust.App:
         # Written with the worker's own awaited sends, like stage 3's tables
         # (see flush_placement_state), in the JSON faust's table codec reads.
         return first_seen.changelog_topic.get_topic_name()
+
     batch, within = settings.worker_batch_size, settings.worker_batch_within_s
 
     async def send(topic: str, key: bytes | None, value: bytes | None, partition: int | None = None) -> None:
