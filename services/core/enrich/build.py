@@ -5,8 +5,9 @@ python-crfsuite)::
 
     .venv/bin/python -m newsstream.core.enrich.build all
 
-or one part: ``gazetteer``, ``ner``, ``topics``; ``--cv`` also prints
-cross-validated figures (``ner-cv``, ``topics-cv``). The data are read by path
+or one part: ``gazetteer``, ``clusters``, ``names``, ``ner`` (needs the three
+before it), ``topics``; ``ner-cv`` and ``topics-cv`` print cross-validated
+figures. The data are read by path
 from ``<repo>/../shared/data`` (override with ``NEWSSTREAM_SHARED_DATA``) and
 never copied into the repository.
 """
@@ -86,10 +87,11 @@ CLUSTER_SOURCES = [
 ]
 
 
-def build_clusters(vocab_size: int = 60_000, ctx_size: int = 3000, dims: int = 100, ks=(128, 1024)) -> dict:
+def build_clusters(vocab_size: int = 60_000, ctx_size: int = 3000, dims: int = 100, ks=(32, 128, 512, 2048)) -> dict:
     """Distributional word clusters from the unlabelled Arabic news text of the
-    shared data (ANERcorp itself is not used): left/right neighbour counts ->
-    log -> truncated SVD -> k-means at two granularities."""
+    shared data (ANERcorp itself is not used): counts of the neighbours at
+    -2, -1, +1, +2 among the 3,000 most frequent words -> log -> truncated SVD
+    -> k-means at four granularities (``ner.CLUSTER_KS``)."""
     import numpy as np
     import scipy.sparse as sp
     from collections import Counter
@@ -97,6 +99,39 @@ def build_clusters(vocab_size: int = 60_000, ctx_size: int = 3000, dims: int = 1
     from sklearn.decomposition import TruncatedSVD
     from sklearn.preprocessing import normalize
 
+    from newsstream.core.enrich.text import TOKEN_RE, norm
+
+    docs = _cluster_docs()
+    freq = Counter(w for d in docs for w in d)
+    vocab = [w for w, c in freq.most_common(vocab_size) if c >= 2]
+    vi = {w: i for i, w in enumerate(vocab)}
+    ctx = {w: i for i, w in enumerate(vocab[:ctx_size])}
+    rows, cols = [], []
+    for d in docs:
+        ids = [vi.get(w, -1) for w in d]
+        cid = [ctx.get(w, -1) for w in d]
+        for k in range(len(d)):
+            i = ids[k]
+            if i < 0:
+                continue
+            for off, base in ((-1, 0), (1, ctx_size), (-2, 2 * ctx_size), (2, 3 * ctx_size)):
+                j = k + off
+                if 0 <= j < len(d) and cid[j] >= 0:
+                    rows.append(i)
+                    cols.append(base + cid[j])
+    M = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(vocab), 4 * ctx_size))
+    M.sum_duplicates()
+    M.data = np.log1p(M.data)
+    M = normalize(M)
+    Z = normalize(TruncatedSVD(dims, random_state=0).fit_transform(M))
+    labels = [MiniBatchKMeans(k, random_state=0, n_init=3, batch_size=4096).fit_predict(Z) for k in ks]
+    out = {w: ",".join(str(int(l[i])) for l in labels) for w, i in vi.items()}
+    print(f"clusters: {len(docs)} docs, {sum(freq.values())} tokens, {len(out)} words")
+    return out
+
+
+def _cluster_docs() -> list[list[str]]:
+    """Normalised tokens of the unlabelled news texts (deduplicated)."""
     from newsstream.core.enrich.text import TOKEN_RE, norm
 
     seen: set[str] = set()
@@ -108,33 +143,61 @@ def build_clusters(vocab_size: int = 60_000, ctx_size: int = 3000, dims: int = 1
                 continue
             seen.add(text)
             docs.append([norm(t) for t in TOKEN_RE.findall(text)])
-    freq = Counter(w for d in docs for w in d)
-    vocab = [w for w, c in freq.most_common(vocab_size) if c >= 3]
-    vi = {w: i for i, w in enumerate(vocab)}
-    ctx = {w: i for i, w in enumerate(vocab[:ctx_size])}
-    rows, cols = [], []
-    for d in docs:
-        ids = [vi.get(w, -1) for w in d]
-        cid = [ctx.get(w, -1) for w in d]
-        for k in range(len(d)):
-            i = ids[k]
-            if i < 0:
-                continue
-            if k > 0 and cid[k - 1] >= 0:
-                rows.append(i); cols.append(cid[k - 1])
-            if k + 1 < len(d) and cid[k + 1] >= 0:
-                rows.append(i); cols.append(ctx_size + cid[k + 1])
-    M = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(vocab), 2 * ctx_size))
-    M.sum_duplicates()
-    M.data = np.log1p(M.data)
-    M = normalize(M)
-    Z = normalize(TruncatedSVD(dims, random_state=0).fit_transform(M))
-    out = {}
-    labels = [MiniBatchKMeans(k, random_state=0, n_init=3, batch_size=4096).fit_predict(Z) for k in ks]
-    for w, i in vi.items():
-        out[w] = ",".join(str(int(l[i])) for l in labels)
-    print(f"clusters: {len(docs)} docs, {sum(freq.values())} tokens, {len(out)} words")
-    return out
+    return docs
+
+
+# --------------------------------------------------------------------------
+# name-likeness of a word from its letters (NER feature for unknown words)
+# --------------------------------------------------------------------------
+
+def build_name_chars(min_df: int = 2, C: float = 2.0) -> dict:
+    """Character 2-4-gram logistic regression over "<word>": P/L/O (one-word
+    names and name parts of a single type from ANETAC, ANERGazet, countries,
+    cities) against W (words seen at least twice in the unlabelled news text
+    that no gazetteer lists). ANERcorp is not used."""
+    from collections import Counter
+
+    import numpy as np
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import normalize
+
+    from newsstream.core.enrich.text import norm, tokens
+
+    lab: dict[str, set[str]] = defaultdict(set)
+
+    def add(name: str, t: str) -> None:
+        for tok, _, _ in tokens(name):
+            w = norm(tok)
+            if len(w) >= 2 and w.isalpha():
+                lab[w].add(t)
+
+    g = SHARED / "arabic_gazetteers"
+    for r in _jsonl(SHARED / "anetac_en_ar_entities" / "train.jsonl"):
+        add(r["text"], {"PERSON": "P", "LOCATION": "L", "ORGANIZATION": "O"}[r["label"]])
+    for r in _jsonl(g / "anergazet_entries.jsonl"):
+        add(r["name"], r["type"][0])
+    for r in _jsonl(g / "countries_ar_en.jsonl"):
+        for n in (r["name_ar"], r["official_ar"], r["name_ar_umpirsky"]):
+            if n:
+                add(n, "L")
+    for r in _jsonl(g / "cities15000_ar_names.jsonl"):
+        for n in r["names_ar"]:
+            add(n, "L")
+    words = sorted(w for w, ts in lab.items() if len(ts) == 1)
+    y = [next(iter(lab[w])) for w in words]
+    freq = Counter(w for d in _cluster_docs() for w in d)
+    neg = sorted(w for w, c in freq.items() if c >= 2 and w not in lab and w.isalpha() and len(w) >= 2)
+    words += neg
+    y += ["W"] * len(neg)
+    cv = CountVectorizer(analyzer="char", ngram_range=(2, 4), lowercase=False, min_df=min_df)
+    X = normalize(cv.fit_transform(["<" + w + ">" for w in words]).astype(np.float64))
+    clf = LogisticRegression(C=C, max_iter=500, class_weight="balanced").fit(X, y)
+    ngrams = cv.get_feature_names_out().tolist()
+    coef = np.round(clf.coef_.T, 2)  # (ngrams, classes)
+    print(f"name chars: {len(words)} words ({Counter(y)}), {len(ngrams)} n-grams")
+    return {"classes": clf.classes_.tolist(), "ngrams": ngrams, "coef": coef.ravel().tolist(),
+            "intercept": np.round(clf.intercept_, 4).tolist()}
 
 
 # --------------------------------------------------------------------------
@@ -144,25 +207,28 @@ def build_clusters(vocab_size: int = 60_000, ctx_size: int = 3000, dims: int = 1
 def _ner_setup():
     from newsstream.core.enrich import ner
 
-    path = DATA / "gazetteer_words.json.gz"
-    words = json.loads(gzip.open(path, "rt", encoding="utf-8").read())
-    ner._GAZ[0] = {w: tuple(f.split(",")) for w, f in words.items()}
-    if (DATA / "word_clusters.json.gz").exists():
-        ner._CLU[0] = ner.load_clusters()
-    ner._word_feats.cache_clear()
+    ner._GAZ[0], ner._CLU[0], ner._NAMES[0] = {}, {}, None
+    ner.load_lexicons()
+    ner.word_features.cache_clear()
     return ner
 
 
+# CRFsuite L-BFGS (OWL-QN) with L1 + L2: c1 = 0.02 keeps ~50k of ~350k
+# attributes at the F1 of L2 alone (ner_crf.md).
+C1 = float(os.environ.get("NER_C1", 0.02))
+C2 = float(os.environ.get("NER_C2", 0.1))
+ITERATIONS = int(os.environ.get("NER_ITER", 150))
+
+
 def _train_crf(sents, ner, c1=None, c2=None, max_iter=None):
-    c1 = float(os.environ.get("NER_C1", 0.0)) if c1 is None else c1
-    c2 = float(os.environ.get("NER_C2", 0.1)) if c2 is None else c2
-    max_iter = int(os.environ.get("NER_ITER", 150)) if max_iter is None else max_iter
     import pycrfsuite
 
     trainer = pycrfsuite.Trainer(verbose=False)
     for toks, tags in sents:
         trainer.append(ner.token_features(toks), tags)
-    trainer.set_params({"c1": c1, "c2": c2, "max_iterations": max_iter, "feature.possible_transitions": True})
+    trainer.set_params({"c1": C1 if c1 is None else c1, "c2": C2 if c2 is None else c2,
+                        "max_iterations": ITERATIONS if max_iter is None else max_iter,
+                        "feature.possible_transitions": True})
     tmp = DATA / f".ner.{os.getpid()}.crfsuite.tmp"
     trainer.train(str(tmp))
     tagger = pycrfsuite.Tagger()
@@ -187,7 +253,7 @@ def _anercorp():
 
 
 # Bias added to the O emission when decoding, chosen with ner_cv (see ner_crf.md).
-O_BIAS = float(os.environ.get("NER_O_BIAS", -0.5))
+O_BIAS = float(os.environ.get("NER_O_BIAS", 0.0))
 
 
 def build_ner() -> None:
@@ -199,46 +265,64 @@ def build_ner() -> None:
     print("ner: %d labels, %d attributes" % (len(model["labels"]), len(model["state"])))
 
 
-def ner_cv(folds: int = 5) -> dict:
-    """Contiguous k-fold CV on the ANERcorp developer portion (blocks of
-    consecutive sentences, like the official tail split)."""
-    from newsstream.core.enrich.evaluate import span_prf
-
+def _cv_fold(k: int, folds: int) -> tuple[int, dict]:
     ner = _ner_setup()
     sents = _anercorp()
     n = len(sents)
-    from newsstream.core.enrich.pipeline import merge_gazetteer_tags
+    a, b = n * k // folds, n * (k + 1) // folds
+    t = time.time()
+    model = _train_crf(sents[:a] + sents[b:], ner)
+    print(f"fold {k}: trained in {time.time() - t:.0f}s, {len(model['state'])} attributes", flush=True)
+    return k, model
 
-    biases = (0.0, -0.5, -1.0, -1.5, -2.0)
-    by_bias: dict[float, list] = {b: [] for b in biases}
-    gold_all, pred_all, merged_all = [], [], []
+
+def ner_cv(folds: int = 5, procs: int = int(os.environ.get("NER_CV_PROCS", 2))) -> dict:
+    """Contiguous k-fold CV on the ANERcorp developer portion (blocks of
+    consecutive sentences, like the official tail split): every fold is
+    tagged by a model trained on the other folds only, through
+    ``evaluate.document_tags`` (what ``newsstream eval entities`` runs)."""
+    from multiprocessing import get_context
+
+    from newsstream.core.enrich.evaluate import document_tags, documents, span_prf
+
+    sents = _anercorp()
+    n = len(sents)
+    cache = os.environ.get("NER_CV_MODELS")  # a file to keep the fold models in (re-scoring without retraining)
+    if cache and Path(cache).exists():
+        with gzip.open(cache, "rt", encoding="utf-8") as fh:
+            models = {int(k): m for k, m in json.load(fh).items()}
+    else:
+        with get_context("fork").Pool(procs) as pool:
+            models = dict(pool.starmap(_cv_fold, [(k, folds) for k in range(folds)]))
+        if cache:
+            _dump_gz(models, Path(cache))
+    ner = _ner_setup()
+    gold = [t for _, t in sents]
+    toks = [list(s) for s, _ in sents]
+    # (name, gazetteer, sentences per document: None = articles of <= 6,000 characters, the eval's default)
+    configs = [("tagger, sentence by sentence", False, 1), ("tagger, articles", False, None),
+               ("pipeline, sentence by sentence", True, 1), ("pipeline, articles (eval default)", True, None)]
+    biases = tuple(sorted({0.0, -0.5, O_BIAS}, reverse=True))
+    preds = {(c, bias): [] for c in configs for bias in biases}
     for k in range(folds):
         a, b = n * k // folds, n * (k + 1) // folds
-        t = time.time()
-        tagger = ner.Tagger(_train_crf(sents[:a] + sents[b:], ner))
+        ner._tagger = ner.Tagger(models[k])
         for bias in biases:
-            tagger.o_bias = bias
-            by_bias[bias].extend(tagger.tag(toks) for toks, _ in sents[a:b])
-        tagger.o_bias = O_BIAS
-        for toks, tags in sents[a:b]:
-            gold_all.append(tags)
-            pred_all.append(tagger.tag(toks))
-            merged_all.append(merge_gazetteer_tags(list(toks), pred_all[-1]))
-        print(f"fold {k}: {time.time() - t:.0f}s", span_prf(gold_all[-(b - a):], pred_all[-(b - a):])["f1"], flush=True)
-    for bias in biases:
-        r = span_prf(gold_all, by_bias[bias])
-        print(f"o_bias {bias}: P {r['precision']} R {r['recall']} F1 {r['f1']}")
-    res = span_prf(gold_all, pred_all)
-    print(f"model only (o_bias {O_BIAS}):", json.dumps(res))
-    merged = span_prf(gold_all, merged_all)
-    print("with gazetteer:", json.dumps(merged))
-    for w in (5, 10, 20):
-        prop = []
-        for a in range(0, len(pred_all), w):
-            prop += ner.propagate([t for t, _ in sents[a:a + w]], pred_all[a:a + w])
-        r = span_prf(gold_all, prop)
-        print(f"propagated, documents of {w} sentences:", json.dumps(r))
-    return {"model_only": res, "with_gazetteer": merged}
+            ner._tagger.o_bias = bias
+            for c in configs:
+                for s, e in documents(toks[a:b], c[2]):
+                    preds[(c, bias)] += document_tags(toks[a + s:a + e], gazetteer=c[1])
+    ner._tagger = None
+    res = {}
+    for (c, bias), pred in preds.items():
+        r = span_prf(gold, pred)
+        per = " ".join(f"{t} {v['f1']:.3f}" for t, v in r["per_type"].items())
+        fold_f1 = " ".join(f"{span_prf(gold[n * k // folds:n * (k + 1) // folds], pred[n * k // folds:n * (k + 1) // folds])['f1']:.3f}"
+                           for k in range(folds))
+        print(f"{c[0]:34} o_bias {bias:4}: P {r['precision']:.3f} R {r['recall']:.3f} F1 {r['f1']:.3f} | {per} | folds {fold_f1}")
+        res[f"{c[0]} o_bias {bias}"] = r
+    print(json.dumps({k: v for k, v in res.items() if k.endswith(f"o_bias {O_BIAS}")}))
+    return res
 
 
 def main(argv: list[str]) -> None:
@@ -252,6 +336,8 @@ def main(argv: list[str]) -> None:
         build_index(SHARED)
     if what in ("clusters", "all"):
         _dump_gz(build_clusters(), DATA / "word_clusters.json.gz")
+    if what in ("names", "all"):
+        _dump_gz(build_name_chars(), DATA / "name_chars.json.gz")
     if what in ("ner", "all"):
         build_ner()
     if what in ("topics", "all"):

@@ -1,10 +1,21 @@
-"""Named-entity tagger (PERS, LOC, ORG, MISC) : a linear-chain CRF applied with
-plain Python (Viterbi over weights exported from CRFsuite).
+"""Named-entity tagger (PERS, LOC, ORG, MISC): a linear-chain CRF trained with
+CRFsuite and applied with numpy (batched Viterbi over weights exported to
+JSON; no CRFsuite at run time).
 
-The model file ``data/ner_crf.json.gz`` holds the labels, the transition
-matrix and the state weights per feature string; ``data/gazetteer_words.json.gz``
-holds the word-level gazetteer flags used as features. Both are built by
-``python -m newsstream.core.enrich.build ner`` (see ``data/ner_crf.md``).
+Model files in ``data/`` (built by ``python -m newsstream.core.enrich.build``,
+see ``data/ner_crf.md``):
+
+* ``ner_crf.json.gz``: labels, transition matrix, state weights per feature string;
+* ``gazetteer_words.json.gz``: word-level gazetteer flags;
+* ``word_clusters.json.gz``: distributional word clusters at four granularities;
+* ``name_chars.json.gz``: a character n-gram classifier (person / location /
+  organisation name / ordinary word) that gives unknown words a name-likeness.
+
+Every feature of a token is either a feature of one word (its own, or a
+neighbour's at offset -2..+2) or of a pair of adjacent words. The tagger caches
+the summed weights of the one-word features per word, so tagging a sentence is
+a gather, a few shifted additions, a dictionary look-up per word pair and a
+Viterbi pass shared by all sentences of a text.
 """
 
 from __future__ import annotations
@@ -12,18 +23,44 @@ from __future__ import annotations
 import functools
 import gzip
 import json
+import math
 import threading
 from pathlib import Path
 
+import numpy as np
+
 from newsstream.core.enrich.text import norm, strip_clitics, tokens
 
-__all__ = ["token_features", "Tagger", "get_tagger", "bio_spans", "NER_VERSION"]
+__all__ = ["token_features", "Tagger", "get_tagger", "bio_spans", "tag_text", "tag_sentences", "propagate", "NER_VERSION"]
 
 DATA = Path(__file__).parent / "data"
-NER_VERSION = "ner-crf-1"
+NER_VERSION = "ner-crf-2"
 
 _PUNCT_CLASS = {".": "END", "!": "END", "?": "END", "؟": "END", ",": "COM", "،": "COM", ":": "COL", '"': "Q",
                 "«": "Q", "»": "Q", "(": "PAR", ")": "PAR", "-": "DASH", "/": "SL"}
+OFFSETS = (-2, -1, 1, 2)
+CLUSTER_KS = (32, 128, 512, 2048)  # granularities in word_clusters.json.gz; neighbours use the 128 one
+
+
+def _lex(words: str) -> frozenset[str]:
+    return frozenset(norm(w) for w in words.split())
+
+
+# Trigger words (matched on the word and its clitic-stripped forms): titles and
+# roles that precede a person's name, verbs of saying, heads of organisation
+# names, heads of place names. Features only: the CRF learns their weight.
+LEX_TITLE = _lex("""الرئيس رئيس السيد السيدة الشيخ الملك الأمير الأمين وزير الوزير الوزيرة وزيرة نائب النائب الدكتور د المستشار
+الزعيم القائد الجنرال العقيد اللواء العميد المشير الفريق الرائد الكابتن المدرب اللاعب لاعب مدرب الفنان الفنانة الممثل الممثلة المخرج
+الكاتب الشاعر المطرب المطربة المغني المغنية الأستاذ البروفيسور الحاج الإمام البابا الكاردينال المطران القاضي المحامي المتحدث الناطق
+السفير السناتور المرشح الصحفي الروائي المفكر العالم الباحث المهندس رئيسة المستشارة الزعيمة الملكة الأميرة ولي المبعوث المندوب المنسق
+المدير مدير حاكم الحاكم محافظ المحافظ عمدة العمدة نجم النجم بطل البطل زميله زميل شقيق شقيقة ابن بنت أبو أم الأب عم خال زوج زوجة زوجته""")
+LEX_SAY = _lex("""قال أعلن أكد صرح أضاف أوضح أشار ذكر كشف قالت أعلنت أكدت صرحت أضافت أوضحت أشارت ذكرت كشفت يقول تقول دعا دعت
+طالب طالبت""")
+LEX_ORG_HEAD = _lex("""حركة حزب وزارة جامعة شركة منظمة اتحاد مجلس وكالة بنك مصرف جمعية هيئة لجنة مؤسسة صحيفة جريدة مجلة قناة
+إذاعة تلفزيون نادي فريق منتخب جبهة تنظيم جماعة مركز معهد أكاديمية محكمة برلمان البرلمان الجيش جيش قوات مكتب إدارة ادارة صندوق مجموعة
+كتلة تحالف رابطة نقابة مصلحة سلطة دائرة مديرية مستشفى مدرسة كلية منتدى مهرجان بورصة سوق دار مطبعة مكتبة أوركسترا فرقة""")
+LEX_LOC_HEAD = _lex("""مدينة بلدة قرية عاصمة ولاية إقليم محافظة منطقة جزيرة جزر نهر بحر خليج جبل جبال بحيرة مقاطعة دولة جمهورية مملكة
+إمارة سلطنة شمال جنوب شرق غرب وسط شمالي جنوبي شرقي غربي مخيم حي شارع ميناء مطار""")
 
 
 def _shape(tok: str) -> str:
@@ -39,10 +76,94 @@ def _shape(tok: str) -> str:
     return "P" + _PUNCT_CLASS.get(tok, "")
 
 
+def _lex_class(cands: tuple[str, ...]) -> str:
+    out = set()
+    for c in cands:
+        if c in LEX_TITLE:
+            out.add("T")
+        if c in LEX_SAY:
+            out.add("S")
+        if c in LEX_ORG_HEAD:
+            out.add("OH")
+        if c in LEX_LOC_HEAD:
+            out.add("LH")
+    return "".join(sorted(out))
+
+
+class NameChars:
+    """Character 2-4-gram logistic regression: is a word a person (P), location
+    (L) or organisation (O) name, or an ordinary word (W)? Trained on the
+    gazetteers' names against frequent words of unlabelled news (build.py)."""
+
+    def __init__(self, model: dict) -> None:
+        self.classes: list[str] = model["classes"]
+        self.index: dict[str, int] = {g: i for i, g in enumerate(model["ngrams"])}
+        self.coef = np.asarray(model["coef"], dtype=np.float64).reshape(len(self.index), len(self.classes))
+        self.intercept = np.asarray(model["intercept"], dtype=np.float64)
+
+    def feature(self, word: str) -> str:
+        """'' for an ordinary word, else class + confidence bucket ('P3': > 0.8)."""
+        s = "<" + word + ">"
+        counts: dict[int, int] = {}
+        get = self.index.get
+        for n in (2, 3, 4):
+            for i in range(len(s) - n + 1):
+                j = get(s[i:i + n])
+                if j is not None:
+                    counts[j] = counts.get(j, 0) + 1
+        z = self.intercept.copy()
+        if counts:
+            ids = list(counts)
+            c = np.fromiter(counts.values(), dtype=np.float64, count=len(ids))
+            z += (c / math.sqrt(float(c @ c))) @ self.coef[ids]
+        j = int(z.argmax())
+        cls = self.classes[j]
+        if cls == "W":
+            return ""
+        p = 1.0 / float(np.exp(z - z[j]).sum())
+        return cls + ("3" if p > 0.8 else "2" if p > 0.6 else "1")
+
+
+_GAZ: list[dict[str, tuple[str, ...]]] = [{}]
+_CLU: list[dict[str, tuple[str, ...]]] = [{}]
+_NAMES: list[NameChars | None] = [None]
+
+
+def load_clusters() -> dict[str, tuple[str, ...]]:
+    """Normalised word -> cluster ids at the granularities CLUSTER_KS."""
+    with gzip.open(DATA / "word_clusters.json.gz", "rt", encoding="utf-8") as fh:
+        return {w: tuple(c.split(",")) for w, c in json.load(fh).items()}
+
+
+def load_gazetteer_words() -> dict[str, tuple[str, ...]]:
+    """Normalised word -> gazetteer flags (L/P/O: ANERGazet, C: country,
+    K: capital or city, Lt/Pt/Ot: ANETAC; a trailing 1: a one-word name)."""
+    with gzip.open(DATA / "gazetteer_words.json.gz", "rt", encoding="utf-8") as fh:
+        return {w: tuple(f.split(",")) for w, f in json.load(fh).items()}
+
+
+def load_name_chars() -> NameChars:
+    with gzip.open(DATA / "name_chars.json.gz", "rt", encoding="utf-8") as fh:
+        return NameChars(json.load(fh))
+
+
+def load_lexicons() -> None:
+    """Load the feature lexicons (once; training and run time alike)."""
+    if not _GAZ[0]:
+        _GAZ[0] = load_gazetteer_words()
+    if not _CLU[0]:
+        _CLU[0] = load_clusters()
+    if _NAMES[0] is None:
+        _NAMES[0] = load_name_chars()
+
+
 @functools.lru_cache(maxsize=200_000)
-def _word_feats(tok: str, gaz_key: int) -> tuple[tuple[str, ...], str, str]:
-    """Features of a token on its own (cached), plus its normalised form and
-    gazetteer flags (used by the neighbours' features)."""
+def word_features(tok: str) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...], str, str]:
+    """Features that depend on one word only: ``(own, neighbour, w, cluster)``
+    where ``own`` are its features as the tagged token, ``neighbour[k]`` its
+    features as the neighbour at offset ``OFFSETS[k]`` of the tagged token,
+    ``w`` its normalised form and ``cluster`` its 128-cluster id (for the
+    pair features)."""
     w = norm(tok)
     gaz = _GAZ[0]
     cands = strip_clitics(w)
@@ -51,81 +172,73 @@ def _word_feats(tok: str, gaz_key: int) -> tuple[tuple[str, ...], str, str]:
         f = gaz.get(c)
         if f:
             flags.update((fl if k == 0 else fl.lower()) for fl in f)
-    fl = "".join(sorted(flags))
+    g = "".join(sorted(flags))
     stem = cands[-1] if len(cands) > 1 else w
-    feats = [
-        "w=" + w,
-        "s=" + stem,
-        "p2=" + w[:2],
-        "p3=" + w[:3],
-        "x2=" + w[-2:],
-        "x3=" + w[-3:],
-        "sh=" + _shape(tok),
-        "len=" + str(min(len(w), 8)),
-        "al=" + str(int(w.startswith(("ال", "وال", "بال", "لل")))),
-    ]
-    feats.extend("g=" + f for f in flags)
+    own = ["w=" + w, "s=" + stem, "p2=" + w[:2], "p3=" + w[:3], "x2=" + w[-2:], "x3=" + w[-3:], "sh=" + _shape(tok),
+           "len=" + str(min(len(w), 8)), "al=" + str(int(w.startswith(("ال", "وال", "بال", "لل")))), "b", "gf=" + g]
+    own.extend("g=" + f for f in flags)
     clu = _CLU[0]
-    c = None
-    for cand in cands:
-        c = clu.get(cand)
-        if c:
-            break
-    if c:
-        feats.append("c1=" + c[0])
-        feats.append("c2=" + c[1])
-        cl = c[0]
+    cl = next((clu[c] for c in cands if c in clu), None)
+    if cl:
+        own.extend(f"k{k}={c}" for k, c in zip(CLUSTER_KS, cl))
+        c128 = cl[1]
     else:
-        cl = "-"
-    return tuple(feats), w, fl + "|" + cl
+        own.append("k=none")
+        c128 = "-"
+    lx = _lex_class(cands)
+    if lx:
+        own.append("lx=" + lx)
+    names = _NAMES[0]
+    nl = ""
+    if names is not None:
+        nw = names.feature(w)
+        nl = nw if stem == w else names.feature(stem)
+        if nw:
+            own.append("nlw=" + nw)
+        if nl:
+            own.append("nls=" + nl)
+    nb = []
+    for d in OFFSETS:
+        f = [f"w{d}={w}", f"c{d}={c128}"]
+        if g:
+            f.append(f"g{d}={g}")
+        if d in (-1, 1):
+            f.append(f"s{d}={stem}")
+        if lx:
+            f.append(f"lx{d}={lx}")
+        if nl:
+            f.append(f"nl{d}={nl}")
+        nb.append(tuple(f))
+    return tuple(own), tuple(nb), w, c128
 
 
-_GAZ: list[dict[str, tuple[str, ...]]] = [{}]
-_CLU: list[dict[str, tuple[str, str]]] = [{}]
+def _pair_features(a: tuple, b: tuple) -> tuple[tuple[str, str], tuple[str, str]]:
+    """Features of two adjacent words ``a`` ``b``: (those of the token ``b``,
+    those of the token ``a``)."""
+    return ((f"w-1w={a[2]}|{b[2]}", f"cc-1={a[3]}|{b[3]}"), (f"ww+1={a[2]}|{b[2]}", f"cc+1={a[3]}|{b[3]}"))
 
 
-def load_clusters() -> dict[str, tuple[str, str]]:
-    """Normalised word -> (coarse, fine) distributional cluster ids."""
-    path = DATA / "word_clusters.json.gz"
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        return {w: tuple(c.split(",")) for w, c in json.load(fh).items()}
-
-
-def load_gazetteer_words() -> dict[str, tuple[str, ...]]:
-    """Normalised word -> gazetteer flags (L/P/O: ANERGazet, C: country,
-    K: capital or city, Lt/Pt/Ot: ANETAC; a trailing 1: a one-word name)."""
-    path = DATA / "gazetteer_words.json.gz"
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        return {w: tuple(f.split(",")) for w, f in json.load(fh).items()}
+def _pad_features(d: int) -> str:
+    return f"w{d}=<>"
 
 
 def token_features(toks: list[str]) -> list[list[str]]:
     """CRF features of every token of a sentence (strings, weight 1)."""
-    info = [_word_feats(t, 0) for t in toks]
+    info = [word_features(t) for t in toks]
     n = len(toks)
     out: list[list[str]] = []
     for i in range(n):
-        own, w, fl = info[i]
-        f = list(own)
-        f.append("b")
-        for d in (-2, -1, 1, 2):
+        f = list(info[i][0])
+        for k, d in enumerate(OFFSETS):
             j = i + d
-            if 0 <= j < n:
-                _, wj, flj = info[j]
-                f.append(f"w{d}={wj}")
-                gj, _, cj = flj.partition("|")
-                if gj:
-                    f.append(f"g{d}={gj}")
-                f.append(f"c{d}={cj}")
-                if d in (-1, 1):
-                    f.append(f"s{d}={_word_feats(toks[j], 0)[0][1][2:]}")
-            else:
-                f.append(f"w{d}=<>")
+            f.extend(info[j][1][k] if 0 <= j < n else (_pad_features(d),))
+        f.append(_pair_features(info[i - 1], info[i])[0][1] if i > 0 else f"cc-1=<>|{info[i][3]}")
         if i > 0:
-            f.append(f"w-1w={info[i-1][1]}|{w}")
+            f.append(_pair_features(info[i - 1], info[i])[0][0])
         if i + 1 < n:
-            f.append(f"ww+1={w}|{info[i+1][1]}")
-        f.append("gf=" + fl.partition("|")[0])
+            f.extend(_pair_features(info[i], info[i + 1])[1])
+        else:
+            f.append(f"cc+1={info[i][3]}|<>")
         out.append(f)
     return out
 
@@ -146,19 +259,22 @@ def bio_spans(tags: list[str]) -> list[tuple[str, int, int]]:
 
 
 class Tagger:
+    MAX_WORDS = 100_000  # words whose vectors are cached (7 x L floats each)
+
     """Viterbi decoding of a linear-chain CRF exported as JSON.
 
-    State weights are one dense float32 matrix (attribute row x label), so the
-    emission scores of a sentence are one gather and one ``reduceat``; the
-    Viterbi recursion costs three small numpy operations per token."""
+    State weights are one dense float32 matrix (attribute row x label). Per
+    word, the summed weights of its one-word features are cached as 7 rows
+    (as the token itself, as the neighbour at -2, -1, +1, +2, and the
+    sentence-boundary pair features); per adjacent word pair, the rows of the
+    pair features. The emissions of all sentences of a text are computed in
+    one pass over the concatenated tokens, and Viterbi runs once over the
+    sentences stacked by length (one numpy step per token *position*)."""
 
     def __init__(self, model: dict) -> None:
-        import numpy as np
-
         self.labels: list[str] = model["labels"]
         L = len(self.labels)
         self.T = np.asarray(model["transitions"], dtype=np.float32)  # from-label x to-label
-        self._cols = np.arange(L)
         attrs = list(model["state"])
         self.attr_index: dict[str, int] = {a: i for i, a in enumerate(attrs)}
         S = np.zeros((len(attrs) + 1, L), dtype=np.float32)  # last row: unknown attribute
@@ -167,104 +283,157 @@ class Tagger:
         kv = np.array([x for a in attrs for x in state[a]], dtype=np.float64).reshape(-1, 2)
         S[np.asarray(rows, dtype=np.intp), kv[:, 0].astype(np.intp)] = kv[:, 1]
         self.S = S
+        self._unk = len(attrs)
         self.version: str = model.get("version", NER_VERSION)
-        self._cache: dict[str, np.ndarray] = {}
+        self._word_ids: dict[str, int] = {}
+        self._wv = np.zeros((1024, 5, L), dtype=np.float32)
+        self._pairs: dict[tuple[str, str], tuple[int, int, int, int]] = {}
+        self._label_arr = np.array(self.labels, dtype=object)
         # Added to the "O" emission at decoding (negative: more entities).
-        # Chosen by cross-validation in build.ner_cv (the CRF's precision is
-        # well above its recall); stored in the model file.
+        # Chosen by cross-validation in build.ner_cv; stored in the model file.
         self.o_bias = float(model.get("o_bias", 0.0))
         self._o = self.labels.index("O") if "O" in self.labels else None
-        # contributions of the sentence-boundary pads "w-2=<>" ... "w2=<>"
-        self._pad = np.stack([np.zeros(L, dtype=np.float32)] + [self._vec([f"w{d}=<>"]) for d in (-2, -1, 1, 2)])
+        # row 0 of the word vectors: a sentence-boundary pad, seen as a neighbour
+        self._wv[0, 1:] = np.stack([self._vec([_pad_features(d)]) for d in OFFSETS])
 
     @classmethod
     def load(cls, path: Path | None = None) -> "Tagger":
         with gzip.open(path or DATA / "ner_crf.json.gz", "rt", encoding="utf-8") as fh:
             return cls(json.load(fh))
 
-    def _vec(self, feats) -> "np.ndarray":
+    def _vec(self, feats) -> np.ndarray:
         get = self.attr_index.get
         ids = [i for i in (get(a) for a in feats) if i is not None]
-        return self.S[ids].sum(0) if ids else self.S[-1]
+        return self.S[ids].sum(0) if ids else self.S[-1].copy()
 
-    def _word_vectors(self, tok: str):
-        """(5, L) contributions of one word: as the tagged token itself, and
-        as its neighbour at offsets -2, -1, +1, +2 (cached per word)."""
-        v = self._cache.get(tok)
-        if v is None:
-            import numpy as np
+    def _word_row(self, tok: str) -> int:
+        """Row of ``tok`` in ``self._wv``: (5, L) summed weights of its one-word
+        features as the token itself and as the neighbour at -2, -1, +1, +2."""
+        own, nb, _, _ = word_features(tok)
+        v = np.stack([self._vec(own)] + [self._vec(f) for f in nb])
+        n = len(self._word_ids) + 1  # row 0: the sentence-boundary pad
+        if n >= len(self._wv):
+            self._wv = np.concatenate([self._wv, np.zeros_like(self._wv)])
+        self._wv[n] = v
+        self._word_ids[tok] = n
+        return n
 
-            own, w, fl = _word_feats(tok, 0)
-            g, _, c = fl.partition("|")
-            rows = [self._vec(list(own) + ["b", "gf=" + g])]
-            for d in (-2, -1, 1, 2):
-                f = [f"w{d}={w}", f"c{d}={c}"]
-                if g:
-                    f.append(f"g{d}={g}")
-                if d in (-1, 1):
-                    f.append(f"s{d}={own[1][2:]}")
-                rows.append(self._vec(f))
-            v = np.stack(rows)
-            if len(self._cache) > 200_000:
-                self._cache.clear()
-            self._cache[tok] = v
-        return v
-
-    def emissions(self, toks: list[str]):
-        """Emission scores (n, L): equal to summing the weights of
-        ``token_features``, computed from cached per-word vectors."""
-        import numpy as np
-
-        n = len(toks)
-        V = np.stack([self._word_vectors(t) for t in toks])  # (n, 5, L)
-        E = V[:, 0].copy()
-        pad = self._pad
-        # neighbour at offset d of token i is token i+d; rows 1..4 = d -2, -1, +1, +2
-        for row, d in ((1, -2), (2, -1), (3, 1), (4, 2)):
-            if d < 0:
-                k = min(-d, n)
-                E[k:] += V[: n - k, row]
-                E[:k] += pad[row]
-            else:
-                k = min(d, n)
-                E[: n - k] += V[k:, row]
-                E[n - k:] += pad[row]
-        words = [_word_feats(t, 0)[1] for t in toks]
+    def _pair_rows(self, a: str | None, b: str | None) -> tuple[int, int, int, int]:
+        """Attribute rows of the pair features of adjacent ``a`` ``b`` (None: a
+        sentence boundary): two for the token ``b``, two for the token ``a``."""
         get = self.attr_index.get
-        for i in range(n):
-            if i > 0:
-                j = get(f"w-1w={words[i - 1]}|{words[i]}")
-                if j is not None:
-                    E[i] += self.S[j]
-            if i + 1 < n:
-                j = get(f"ww+1={words[i]}|{words[i + 1]}")
-                if j is not None:
-                    E[i] += self.S[j]
+        unk = self._unk
+        if a is None:
+            r = (unk, get(f"cc-1=<>|{word_features(b)[3]}", unk), unk, unk) if b is not None else (unk,) * 4
+        elif b is None:
+            r = (unk, unk, unk, get(f"cc+1={word_features(a)[3]}|<>", unk))
+        else:
+            (f1, f2), (f3, f4) = _pair_features(word_features(a), word_features(b))
+            r = (get(f1, unk), get(f2, unk), get(f3, unk), get(f4, unk))
+        self._pairs[(a, b)] = r
+        return r
+
+    def emissions(self, toks: list[str]) -> np.ndarray:
+        """Emission scores (n, L) of one sentence: equal to summing the weights
+        of ``token_features`` (plus the O-bias)."""
+        E, _ = self._emissions_flat([toks])
         return E
 
-    def tag(self, toks: list[str]) -> list[str]:
-        import numpy as np
-
-        if not toks:
-            return []
-        emis = self.emissions(toks)
+    def _emissions_flat(self, sents: list[list[str]]) -> tuple[np.ndarray, list[int]]:
+        """Emissions (N, L) of the tokens of all sentences, concatenated, and
+        the sentences' lengths. Sentences are laid out with two boundary pads
+        before each and after the last, so every neighbour feature is a shifted
+        slice and every pair feature a row per adjacent pair of slots."""
+        ids = self._word_ids
+        n_tok = sum(len(t) for t in sents)
+        if len(ids) + n_tok >= self.MAX_WORDS or len(self._pairs) + n_tok >= 2 * self.MAX_WORDS:
+            ids.clear()  # a long-running worker: start the caches afresh
+            self._pairs.clear()
+        slots: list[str | None] = [None, None]
+        for toks in sents:
+            slots += toks
+            slots += (None, None)
+        rows = [0 if t is None else ids.get(t) for t in slots]
+        if None in rows:
+            rows = [0 if t is None else ids[t] if t in ids else self._word_row(t) for t in slots]
+        pairs = self._pairs
+        pr = [pairs.get((x, y)) or self._pair_rows(x, y) for x, y in zip(slots, slots[1:])]
+        V = self._wv[rows]  # (M, 5, L)
+        P = self.S[pr]  # (M - 1, 4, L)
+        E = V[2:-2, 0] + V[:-4, 1] + V[1:-3, 2] + V[3:-1, 3] + V[4:, 4]  # slots 2 .. M-3
+        E += P[1:-2, 0] + P[1:-2, 1] + P[2:-1, 2] + P[2:-1, 3]
+        lens = [len(t) for t in sents]
+        if len(sents) > 1:
+            real = np.array([r for r, t in enumerate(slots[2:-2]) if t is not None], dtype=np.intp)
+            E = E[real]
         if self.o_bias and self._o is not None:
-            emis[:, self._o] += self.o_bias
+            E[:, self._o] += self.o_bias
+        return E, lens
+
+    def tag(self, toks: list[str]) -> list[str]:
+        return self.tag_batch([toks])[0]
+
+    def _viterbi(self, E: np.ndarray) -> list[str]:
         T = self.T
-        score = emis[0]
-        back = np.empty((len(toks), len(self.labels)), dtype=np.intp)
-        for t in range(1, len(toks)):
+        n = len(E)
+        score = E[0]
+        back = np.empty((n, T.shape[0]), dtype=np.intp)
+        for t in range(1, n):
             cand = score[:, None] + T
-            back[t] = bp = cand.argmax(0)
-            score = cand[bp, self._cols] + emis[t]
+            back[t] = cand.argmax(0)
+            score = cand.max(0) + E[t]
         j = int(score.argmax())
         path = [j]
-        for t in range(len(toks) - 1, 0, -1):
+        for t in range(n - 1, 0, -1):
             j = int(back[t, j])
             path.append(j)
         path.reverse()
-        labels = self.labels
-        return [labels[k] for k in path]
+        return self._label_arr[path].tolist()
+
+    def tag_batch(self, sents: list[list[str]]) -> list[list[str]]:
+        """Tags of several sentences (one Viterbi pass over all of them)."""
+        keep = [i for i, s in enumerate(sents) if s]
+        out: list[list[str]] = [[] for _ in sents]
+        if not keep:
+            return out
+        sents_k = [sents[i] for i in keep]
+        E, lens_l = self._emissions_flat(sents_k)
+        # Few tokens (a ticker line): one small Viterbi per sentence is cheaper
+        # than the fixed cost of the batched one.
+        if 4 * len(E) + 5 * len(lens_l) < 6 * max(lens_l) + 30:
+            a = 0
+            for i, n in zip(keep, lens_l):
+                out[i] = self._viterbi(E[a:a + n])
+                a += n
+            return out
+        lens = np.array(lens_l, dtype=np.intp)
+        B, L = len(sents_k), len(self.labels)
+        order = np.argsort(-lens, kind="stable")  # longest first: the sentences still going are a prefix
+        lens_o = lens[order]
+        Tm = int(lens_o[0])
+        offs = (np.cumsum(lens) - lens)[order]
+        T = self.T
+        Eo = E[offs[:, None] + np.minimum(np.arange(Tm), lens_o[:, None] - 1)]  # (B, Tm, L)
+        score = Eo[:, 0].copy()
+        back = np.empty((Tm, B, L), dtype=np.intp)
+        back[:] = np.arange(L)  # a finished sentence keeps its label
+        active = np.searchsorted(-lens_o, -np.arange(Tm), side="left").tolist()  # sentences longer than t
+        for t in range(1, Tm):
+            k = active[t]
+            cand = score[:k, :, None] + T  # (k, from, to)
+            back[t, :k] = cand.argmax(1)
+            score[:k] = cand.max(1) + Eo[:k, t]
+        j = score.argmax(1)
+        paths = np.empty((B, Tm), dtype=np.intp)
+        rb = np.arange(B)
+        for t in range(Tm - 1, 0, -1):
+            paths[:, t] = j
+            j = back[t, rb, j]
+        paths[:, 0] = j
+        named = self._label_arr[paths]
+        for r, b in enumerate(order.tolist()):
+            out[keep[b]] = named[r, : lens_o[r]].tolist()
+        return out
 
 
 _tagger: Tagger | None = None
@@ -276,40 +445,46 @@ def get_tagger() -> Tagger:
     if _tagger is None:
         with _lock:
             if _tagger is None:
-                if not _GAZ[0]:
-                    _GAZ[0] = load_gazetteer_words()
-                if not _CLU[0] and (DATA / "word_clusters.json.gz").exists():
-                    _CLU[0] = load_clusters()
+                load_lexicons()
                 _tagger = Tagger.load()
     return _tagger
 
 
-def tag_text(text: str) -> list[tuple[str, int, int, str]]:
-    """``(type, char_start, char_end, surface)`` of entities found in ``text``
-    (tagged sentence by sentence, then made consistent over the whole text
-    with :func:`propagate`)."""
-    toks = tokens(text)
-    tagger = get_tagger()
-    out = []
-    # Sentences of at most ~60 tokens keep Viterbi cost linear and features local.
-    start = 0
-    words = [t[0] for t in toks]
+def split_sentences(words: list[str], max_len: int = 60) -> list[tuple[int, int]]:
+    """``(start, end)`` token ranges of the sentences of a token list: cut
+    after . ! ? ؟ and line breaks, and every ``max_len`` tokens."""
     bounds = []
+    start = 0
     for i, w in enumerate(words):
-        if w in (".", "!", "?", "؟", "\n") or i - start >= 60:
+        if w in (".", "!", "?", "؟", "\n") or i - start >= max_len:
             bounds.append((start, i + 1))
             start = i + 1
     if start < len(words):
         bounds.append((start, len(words)))
-    sents = [words[a:b] for a, b in bounds]
-    tags = propagate(sents, [tagger.tag(sent) for sent in sents])
+    return bounds
+
+
+def tag_sentences(sents: list[list[str]]) -> list[list[str]]:
+    """BIO tags of the sentences of one document, as the pipeline makes
+    them: the tagger, then document-level name propagation (:func:`propagate`)."""
+    return propagate(sents, get_tagger().tag_batch(sents))
+
+
+def tag_text(text: str, toks: list[tuple[str, int, int]] | None = None) -> list[tuple[str, int, int, str]]:
+    """``(type, char_start, char_end, surface)`` of entities found in ``text``
+    (tagged sentence by sentence, then made consistent over the whole text
+    with :func:`propagate`). ``toks``: ``tokens(text)`` when the caller has them."""
+    if toks is None:
+        toks = tokens(text)
+    words = [t[0] for t in toks]
+    bounds = split_sentences(words)
+    out = []
+    tags = tag_sentences([words[a:b] for a, b in bounds])
     for (a, _), tg in zip(bounds, tags):
         for typ, s, e in bio_spans(tg):
             cs, ce = toks[a + s][1], toks[a + e - 1][2]
             out.append((typ, cs, ce, text[cs:ce]))
     return out
-
-
 def propagate(sents: list[list[str]], tags: list[list[str]], max_len: int = 4) -> list[list[str]]:
     """Document-level consistency: a name the tagger found once in a document
     is tagged wherever else it occurs untagged in that document (with the

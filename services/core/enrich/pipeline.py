@@ -28,6 +28,8 @@ TIMES_VERSION = "times-rule-1"
 # Articles are tagged on their first N characters by the statistical tagger
 # (the gazetteer runs on all of it): keeps the cost of long texts bounded.
 NER_MAX_CHARS = 6000
+# A tagger span that strictly contains one gazetteer place replaces it (see find_entities).
+MODEL_SPANS_CONTAIN = True
 
 
 def warm_up() -> None:
@@ -68,15 +70,28 @@ def find_entities(text: str, field: str = "body", use_model: bool = True) -> tup
                     "source": "role" if m["kind"] == "role" else "gazetteer"})
     if use_model and is_arabic(text):
         spans = [(e["start"], e["end"]) for e in out]
-        for typ, s, e, surface in _ner.tag_text(text[:NER_MAX_CHARS]):
-            if typ not in ("PERS", "LOC", "ORG") or any(a < e and s < b for a, b in spans):
+        head = (text, toks) if len(text) <= NER_MAX_CHARS else (text[:NER_MAX_CHARS], None)
+        for typ, s, e, surface in _ner.tag_text(*head):
+            if typ not in ("PERS", "LOC", "ORG"):
                 continue
             if surface.endswith("\u064b"):
                 continue  # adverbial accusative ("روسياً", "إيرانياً"): an adjective, not a name
+            hit = [k for k, (a, b) in enumerate(spans) if a < e and s < b]
+            if hit:
+                # A longer name around one gazetteer place ("ريال مدريد", "جامعة القاهرة")
+                # replaces it (a proclitic before the place is not a longer name);
+                # any other overlap leaves the gazetteer's mention.
+                k = hit[0]
+                a, b = spans[k]
+                if not (MODEL_SPANS_CONTAIN and len(hit) == 1 and out[k]["source"] == "gazetteer" and out[k]["type"] == "LOC"
+                        and s <= a and b <= e and (b < e or " " in text[s:a])):
+                    continue
+                out[k] = None
             eid = gaz.link(surface)
             ent = _entity(gaz, eid)
             out.append({"type": ent.get("type", typ), "text": surface, "field": field, "start": s, "end": e, "id": eid,
                         "name": ent.get("name_en"), "country": ent.get("country"), "source": "model"})
+    out = [d for d in out if d is not None]
     out.sort(key=lambda d: d["start"])
     nisba = gaz.nisba_countries([norm(t) for t, _, _ in toks])
     return out, nisba

@@ -1,0 +1,132 @@
+"""The entity tagger: fast decoding equals the plain CRF, batching, the product path that ``eval entities`` scores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import typer
+from typer.testing import CliRunner
+
+from newsstream.core.enrich import ner, pipeline
+from newsstream.core.enrich.evaluate import document_tags, documents
+from newsstream.eval_enrichment import register
+
+SENTS = [
+    ["قال", "الرئيس", "الأمريكي", "جورج", "بوش", "في", "واشنطن", "."],
+    ["وصل", "وزير", "الخارجية", "الروسي", "سيرغي", "لافروف", "إلى", "بكين", "أمس", "."],
+    ["فاز", "ريال", "مدريد", "على", "برشلونة", "2", "-", "1", "في", "الدوري", "الإسباني"],
+    ["التقى", "بوتين", "وأردوغان"],
+    ["نعم"],
+]
+
+
+def _reference_tags(tagger: ner.Tagger, toks: list[str]) -> list[str]:
+    """Textbook Viterbi over the summed weights of ``token_features`` (float64)."""
+    L = len(tagger.labels)
+    E = np.zeros((len(toks), L))
+    for i, feats in enumerate(ner.token_features(toks)):
+        for a in feats:
+            j = tagger.attr_index.get(a)
+            if j is not None:
+                E[i] += tagger.S[j]
+    E[:, tagger.labels.index("O")] += tagger.o_bias
+    T = tagger.T.astype(np.float64)
+    score, back = E[0], []
+    for t in range(1, len(toks)):
+        cand = score[:, None] + T
+        back.append(cand.argmax(0))
+        score = cand.max(0) + E[t]
+    path = [int(score.argmax())]
+    for bp in reversed(back):
+        path.append(int(bp[path[-1]]))
+    return [tagger.labels[k] for k in reversed(path)]
+
+
+def test_emissions_equal_the_sum_of_feature_weights() -> None:
+    tagger = ner.get_tagger()
+    for toks in SENTS:
+        E = tagger.emissions(toks)
+        ref = np.zeros_like(E)
+        for i, feats in enumerate(ner.token_features(toks)):
+            for a in feats:
+                j = tagger.attr_index.get(a)
+                if j is not None:
+                    ref[i] += tagger.S[j]
+        ref[:, tagger.labels.index("O")] += tagger.o_bias
+        assert np.allclose(E, ref, atol=1e-4)
+
+
+def test_batched_viterbi_equals_one_sentence_at_a_time() -> None:
+    tagger = ner.get_tagger()
+    many = SENTS * 3 + [[], ["."]]
+    batch = tagger.tag_batch(many)
+    assert batch == [tagger.tag(s) if s else [] for s in many]
+    assert batch == [_reference_tags(tagger, s) if s else [] for s in many]
+    old_bias = tagger.o_bias
+    try:
+        tagger.o_bias = -2.0  # more entities: still identical to the reference
+        assert tagger.tag_batch(SENTS) == [_reference_tags(tagger, s) for s in SENTS]
+    finally:
+        tagger.o_bias = old_bias
+
+
+def test_word_cache_is_bounded(monkeypatch) -> None:
+    tagger = ner.Tagger.load()
+    monkeypatch.setattr(tagger, "MAX_WORDS", 30)
+    expected = [ner.get_tagger().tag(s) for s in SENTS]
+    for _ in range(3):
+        assert [tagger.tag(s) for s in SENTS] == expected
+        assert len(tagger._word_ids) <= 30
+
+
+def test_features_of_unknown_names() -> None:
+    ner.get_tagger()
+    own = ner.word_features("لافروفيتشكي")[0]
+    assert any(f.startswith("nl") for f in own)  # name-likeness from letters
+    assert "lx=T" in ner.word_features("والرئيس")[0]  # a title after و + ال
+    assert any(f.startswith("k2048=") for f in ner.word_features("الحكومة")[0])
+
+
+def test_documents_and_product_tags() -> None:
+    sents = [["a"] * 10] * 5
+    assert documents(sents, 2) == [(0, 2), (2, 4), (4, 5)]
+    assert documents(sents, None, doc_ids=["x", "x", "y", "y", "y"]) == [(0, 2), (2, 5)]
+    long = [["كلمة"] * 300] * 12  # 1,500 characters each: 4 per 6,000-character article
+    assert documents(long) == [(0, 4), (4, 8), (8, 12)]
+    tags = document_tags([["زار", "لافروف", "وموسكو", "أمس", "."], ["قال", "لافروف", "كلمة", "."]])
+    assert tags[0][2] == "B-LOC"  # gazetteer name inside a token with a proclitic: the whole token
+    assert tags[0][1] == tags[1][1] == "B-PERS"
+    # a role mention (a description) is not scored as a name
+    assert document_tags([["قال", "الرئيس", "الأمريكي", "جورج", "بوش"]])[0][:3] == ["O", "O", "O"]
+
+
+def test_model_span_around_gazetteer_names_replaces_them(monkeypatch) -> None:
+    text = "فاز ريال مدريد على برشلونة"
+    s = text.index("ريال")
+    e = s + len("ريال مدريد")
+    monkeypatch.setattr(ner, "tag_text", lambda t, toks=None: [("ORG", s, e, t[s:e])])
+    ents, _ = pipeline.find_entities(text)
+    assert ("ORG", "ريال مدريد") in [(x["type"], x["text"]) for x in ents]
+    assert not any(x["text"] == "مدريد" for x in ents)
+    # a span that only adds a proclitic to a gazetteer name does not replace it
+    text2 = "الوضع في سوريا وبغزة"
+    s2 = text2.index("وبغزة")
+    monkeypatch.setattr(ner, "tag_text", lambda t, toks=None: [("LOC", s2, len(t), t[s2:])])
+    ents2, _ = pipeline.find_entities(text2)
+    assert any(x["text"] == "غزة" and x["source"] == "gazetteer" for x in ents2)
+
+
+def test_eval_entities_default_is_the_product(tmp_path: Path) -> None:
+    app = typer.Typer()
+    register(app)
+    rows = [{"tokens": ["زار", "لافروف", "موسكو", "."], "tags": ["O", "B-PERS", "B-LOC", "O"], "doc": 1},
+            {"tokens": ["وقال", "لافروف", "إن", "."], "tags": ["O", "B-PERS", "O", "O"], "doc": 1}]
+    f = tmp_path / "e.jsonl"
+    f.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    r = CliRunner().invoke(app, ["entities", str(f)])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["documents"] == "doc field" and res["gazetteer"] is True
+    assert res["f1"] == 1.0
