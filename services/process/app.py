@@ -41,6 +41,7 @@ exactly-once in the store by id-keyed upserts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -117,7 +118,8 @@ def fail_stop_on_delivery_error(delivery: asyncio.Future[Any]) -> None:
     log.critical("a record the worker produced was refused by the broker (%s: %s): exiting without committing",
                  type(exc).__name__, exc, extra={"error_type": type(exc).__name__})
     for handler in logging.getLogger().handlers:
-        handler.flush()
+        with contextlib.suppress(Exception):  # a closed stream must not stop the exit
+            handler.flush()
     _hard_exit(DELIVERY_FAILURE_EXIT_CODE)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -96,11 +97,15 @@ async def test_seed_page_lands_in_postgres_once_even_when_ingested_twice(
             svc.stop()
 
 
+_LOAD_T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
+
+
 def _ticker_line(n: int, text: str) -> bytes:
+    """Line n of a load: one a second, no attribution (each line its own thread)."""
+    at = _LOAD_T0 + timedelta(seconds=n)
     return orjson.dumps({
-        "kind": "ticker", "source": "load-test", "time": f"{n // 60 % 24:02d}:{n % 60:02d}",
-        "published_at": f"2026-11-2{n % 5}T{n // 60 % 24:02d}:{n % 60:02d}:00Z", "text": text,
-        "attribution": "مصدر", "thread_id": f"th_{n}",
+        "kind": "ticker", "source": "load-test", "time": at.strftime("%H:%M"), "published_at": at.isoformat(),
+        "text": text, "attribution": None, "thread_id": f"th_{n}",
     })
 
 
