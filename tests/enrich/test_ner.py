@@ -22,12 +22,12 @@ SENTS = [
 ]
 
 
-def _reference_tags(tagger: ner.Tagger, toks: list[str]) -> list[str]:
-    """Textbook Viterbi over the summed weights of ``token_features`` (float64)."""
+def _reference_tags(tagger: ner.Tagger, toks: list[str], extra: list[list[str]] | None = None) -> list[str]:
+    """Textbook Viterbi over the summed weights of ``token_features`` (+ ``extra``; float64)."""
     L = len(tagger.labels)
     E = np.zeros((len(toks), L))
     for i, feats in enumerate(ner.token_features(toks)):
-        for a in feats:
+        for a in feats + (extra[i] if extra else []):
             j = tagger.attr_index.get(a)
             if j is not None:
                 E[i] += tagger.S[j]
@@ -70,6 +70,19 @@ def test_batched_viterbi_equals_one_sentence_at_a_time() -> None:
         assert tagger.tag_batch(SENTS) == [_reference_tags(tagger, s) for s in SENTS]
     finally:
         tagger.o_bias = old_bias
+
+
+def test_second_stage_equals_the_reference() -> None:
+    tagger = ner.get_tagger()
+    assert tagger.stage2 is not None
+    first = [_reference_tags(tagger, s) for s in SENTS]
+    extra = ner.stack_features(SENTS, first)
+    assert all(len(f) <= ner.STACK_WIDTH for rows in extra for f in rows)
+    assert tagger.tag_document(SENTS) == [_reference_tags(tagger.stage2, s, x) for s, x in zip(SENTS, extra)]
+    # the other occurrences of a word (without proclitics) in the document
+    doc = [["قال", "ماكرون"], ["وماكرون"]]
+    f = ner.stack_features(doc, [["O", "B-PERS"], ["O"]])
+    assert "dt=PERS" in f[1][0] and "dt=O" in f[0][1]
 
 
 def test_word_cache_is_bounded(monkeypatch) -> None:

@@ -220,12 +220,14 @@ C2 = float(os.environ.get("NER_C2", 0.1))
 ITERATIONS = int(os.environ.get("NER_ITER", 150))
 
 
-def _train_crf(sents, ner, c1=None, c2=None, max_iter=None):
+def _train_crf(sents, ner, c1=None, c2=None, max_iter=None, feats=None):
+    """CRFsuite model of ``(tokens, tags)`` sentences (features: ``feats``, one
+    list per sentence, else ``ner.token_features``), exported for ``ner.Tagger``."""
     import pycrfsuite
 
     trainer = pycrfsuite.Trainer(verbose=False)
-    for toks, tags in sents:
-        trainer.append(ner.token_features(toks), tags)
+    for k, (toks, tags) in enumerate(sents):
+        trainer.append(feats[k] if feats is not None else ner.token_features(toks), tags)
     trainer.set_params({"c1": C1 if c1 is None else c1, "c2": C2 if c2 is None else c2,
                         "max_iterations": ITERATIONS if max_iter is None else max_iter,
                         "feature.possible_transitions": True})
@@ -256,24 +258,88 @@ def _anercorp():
 O_BIAS = float(os.environ.get("NER_O_BIAS", 0.0))
 
 
-def build_ner() -> None:
-    ner = _ner_setup()
-    model = _train_crf(_anercorp(), ner)
-    model["version"] = ner.NER_VERSION
-    model["o_bias"] = O_BIAS
-    _dump_gz(model, DATA / "ner_crf.json.gz")
-    print("ner: %d labels, %d attributes" % (len(model["labels"]), len(model["state"])))
+# Stacking: the second stage is trained on first-stage tags of the training
+# sentences made by models that did not see them (jackknife over this many
+# contiguous parts of the training set).
+STACK_PARTS = 2
 
 
-def _cv_fold(k: int, folds: int) -> tuple[int, dict]:
+def _stage1_job(job):
+    """(set, kind, training rows, rows to tag) -> (set, kind, model or None, rows, tags)."""
+    f, kind, train_idx, pred_idx = job
     ner = _ner_setup()
     sents = _anercorp()
-    n = len(sents)
-    a, b = n * k // folds, n * (k + 1) // folds
     t = time.time()
-    model = _train_crf(sents[:a] + sents[b:], ner)
-    print(f"fold {k}: trained in {time.time() - t:.0f}s, {len(model['state'])} attributes", flush=True)
-    return k, model
+    model = _train_crf([sents[i] for i in train_idx], ner)
+    tagger = ner.Tagger(model)
+    tagger.o_bias = O_BIAS
+    tags = tagger.tag_batch([sents[i][0] for i in pred_idx]) if pred_idx else []
+    print(f"  stage 1, set {f} {kind}: {len(train_idx)} sentences, {time.time() - t:.0f}s", flush=True)
+    return f, kind, (model if kind == "stage1" else None), pred_idx, tags
+
+
+def _stage2_job(job):
+    """(set, training rows, their jackknifed first-stage tags) -> second-stage model."""
+    from newsstream.core.enrich.evaluate import documents
+
+    f, train_idx, tags1 = job
+    ner = _ner_setup()
+    sents = _anercorp()
+    t = time.time()
+    feats = {}
+    runs, run = [], [train_idx[0]]
+    for i in train_idx[1:]:  # contiguous runs of the training rows: their documents
+        if i != run[-1] + 1:
+            runs.append(run)
+            run = []
+        run.append(i)
+    runs.append(run)
+    for run in runs:
+        toks = [sents[i][0] for i in run]
+        for a, b in documents(toks):
+            extra = ner.stack_features(toks[a:b], [tags1[i] for i in run[a:b]])
+            for i, ex in zip(run[a:b], extra):
+                feats[i] = [base + more for base, more in zip(ner.token_features(sents[i][0]), ex)]
+    model = _train_crf([sents[i] for i in train_idx], ner, feats=[feats[i] for i in train_idx])
+    model["o_bias"] = O_BIAS
+    print(f"  stage 2, set {f}: {time.time() - t:.0f}s, {len(model['state'])} attributes", flush=True)
+    return f, model
+
+
+def _train_stacked(train_sets: list[list[int]], procs: int) -> list[dict]:
+    """One stacked model per set of ANERcorp rows: the first stage trained on
+    all of the set, the second on the set with jackknifed first-stage tags."""
+    from multiprocessing import get_context
+
+    jobs = []
+    for f, tr in enumerate(train_sets):
+        jobs.append((f, "stage1", tr, []))
+        for j in range(STACK_PARTS):
+            lo, hi = len(tr) * j // STACK_PARTS, len(tr) * (j + 1) // STACK_PARTS
+            jobs.append((f, f"part {j}", tr[:lo] + tr[hi:], tr[lo:hi]))
+    with get_context("fork").Pool(procs) as pool:
+        res = pool.map(_stage1_job, jobs, chunksize=1)
+        first, jk = {}, defaultdict(dict)
+        for f, kind, model, idx, tags in res:
+            if model is not None:
+                first[f] = model
+            jk[f].update(zip(idx, tags))
+        second = dict(pool.map(_stage2_job, [(f, tr, jk[f]) for f, tr in enumerate(train_sets)], chunksize=1))
+    out = []
+    for f in range(len(train_sets)):
+        m = first[f]
+        m["o_bias"] = O_BIAS
+        m["stage2"] = second[f]
+        out.append(m)
+    return out
+
+
+def build_ner(procs: int = int(os.environ.get("NER_PROCS", 2))) -> None:
+    ner = _ner_setup()
+    (model,) = _train_stacked([list(range(len(_anercorp())))], procs)
+    model["version"] = ner.NER_VERSION
+    _dump_gz(model, DATA / "ner_crf.json.gz")
+    print("ner: %d labels, %d + %d attributes" % (len(model["labels"]), len(model["state"]), len(model["stage2"]["state"])))
 
 
 def ner_cv(folds: int = 5, procs: int = int(os.environ.get("NER_CV_PROCS", 2))) -> dict:
@@ -281,8 +347,6 @@ def ner_cv(folds: int = 5, procs: int = int(os.environ.get("NER_CV_PROCS", 2))) 
     consecutive sentences, like the official tail split): every fold is
     tagged by a model trained on the other folds only, through
     ``evaluate.document_tags`` (what ``newsstream eval entities`` runs)."""
-    from multiprocessing import get_context
-
     from newsstream.core.enrich.evaluate import document_tags, documents, span_prf
 
     sents = _anercorp()
@@ -292,8 +356,8 @@ def ner_cv(folds: int = 5, procs: int = int(os.environ.get("NER_CV_PROCS", 2))) 
         with gzip.open(cache, "rt", encoding="utf-8") as fh:
             models = {int(k): m for k, m in json.load(fh).items()}
     else:
-        with get_context("fork").Pool(procs) as pool:
-            models = dict(pool.starmap(_cv_fold, [(k, folds) for k in range(folds)]))
+        models = dict(enumerate(_train_stacked([[i for i in range(n) if not n * k // folds <= i < n * (k + 1) // folds]
+                                                 for k in range(folds)], procs)))
         if cache:
             _dump_gz(models, Path(cache))
     ner = _ner_setup()
@@ -309,6 +373,8 @@ def ner_cv(folds: int = 5, procs: int = int(os.environ.get("NER_CV_PROCS", 2))) 
         ner._tagger = ner.Tagger(models[k])
         for bias in biases:
             ner._tagger.o_bias = bias
+            if ner._tagger.stage2 is not None:
+                ner._tagger.stage2.o_bias = bias
             for c in configs:
                 for s, e in documents(toks[a:b], c[2]):
                     preds[(c, bias)] += document_tags(toks[a + s:a + e], gazetteer=c[1])

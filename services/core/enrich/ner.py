@@ -34,7 +34,7 @@ from newsstream.core.enrich.text import norm, strip_clitics, tokens
 __all__ = ["token_features", "Tagger", "get_tagger", "bio_spans", "tag_text", "tag_sentences", "propagate", "NER_VERSION"]
 
 DATA = Path(__file__).parent / "data"
-NER_VERSION = "ner-crf-2"
+NER_VERSION = "ner-crf-3"
 
 _PUNCT_CLASS = {".": "END", "!": "END", "?": "END", "؟": "END", ",": "COM", "،": "COM", ":": "COL", '"': "Q",
                 "«": "Q", "»": "Q", "(": "PAR", ")": "PAR", "-": "DASH", "/": "SL"}
@@ -222,6 +222,55 @@ def _pad_features(d: int) -> str:
     return f"w{d}=<>"
 
 
+STACK_WIDTH = 7  # at most this many stacking features per token
+
+
+def _key(tok: str) -> str:
+    """The word without proclitics: occurrences of a name in a document share it."""
+    cands = strip_clitics(word_features(tok)[2])
+    return cands[-1]
+
+
+def stack_features(sents: list[list[str]], tags: list[list[str]]) -> list[list[list[str]]]:
+    """Second-stage features of every token of one document, from the
+    first-stage tags: its own tag and its neighbours', its tag with its word,
+    and how the other occurrences of the same word (without proclitics) in
+    the document were tagged: the most frequent entity type among them,
+    whether all of them have it, or that all are O."""
+    from collections import Counter
+
+    occ: dict[str, Counter] = {}
+    keys = [[_key(t) for t in toks] for toks in sents]
+    for ks, tg in zip(keys, tags):
+        for k, t in zip(ks, tg):
+            c = occ.get(k)
+            if c is None:
+                c = occ[k] = Counter()
+            c[t[2:] if t != "O" else "O"] += 1
+    totals = {k: sum(c.values()) for k, c in occ.items()}
+    out = []
+    for toks, ks, tg in zip(sents, keys, tags):
+        n = len(toks)
+        rows = []
+        for i in range(n):
+            t0 = tg[i]
+            f = ["p0=" + t0, "p-1=" + (tg[i - 1] if i else "<>"), "p+1=" + (tg[i + 1] if i + 1 < n else "<>"),
+                 f"p0w={t0}|{word_features(toks[i])[2]}"]
+            c = occ[ks[i]]  # counts of the word's tags in the document, this token included
+            own = t0[2:] if t0 != "O" else "O"
+            tot = totals[ks[i]] - 1
+            if tot > 0:
+                ents = {k: v - (k == own) for k, v in c.items() if k != "O" and v - (k == own) > 0}
+                if ents:
+                    typ, v = max(ents.items(), key=lambda x: x[1])
+                    f += ["dt=" + typ, f"dt={typ}|{'all' if v == tot else 'some'}", f"dtp0={typ}|{t0}"]
+                else:
+                    f.append("dt=O")
+            rows.append(f)
+        out.append(rows)
+    return out
+
+
 def token_features(toks: list[str]) -> list[list[str]]:
     """CRF features of every token of a sentence (strings, weight 1)."""
     info = [word_features(t) for t in toks]
@@ -285,6 +334,8 @@ class Tagger:
         self.S = S
         self._unk = len(attrs)
         self.version: str = model.get("version", NER_VERSION)
+        self.stage2: Tagger | None = Tagger(model["stage2"]) if model.get("stage2") else None
+        self._stack: tuple | None = None  # tables of _stack_emissions (built on first use)
         self._word_ids: dict[str, int] = {}
         self._wv = np.zeros((1024, 5, L), dtype=np.float32)
         self._pairs: dict[tuple[str, str], tuple[int, int, int, int]] = {}
@@ -339,11 +390,14 @@ class Tagger:
         E, _ = self._emissions_flat([toks])
         return E
 
-    def _emissions_flat(self, sents: list[list[str]]) -> tuple[np.ndarray, list[int]]:
+    def _emissions_flat(self, sents: list[list[str]], extra: list[list[list[str]]] | None = None,
+                        extra_emissions: np.ndarray | None = None) -> tuple[np.ndarray, list[int]]:
         """Emissions (N, L) of the tokens of all sentences, concatenated, and
         the sentences' lengths. Sentences are laid out with two boundary pads
         before each and after the last, so every neighbour feature is a shifted
-        slice and every pair feature a row per adjacent pair of slots."""
+        slice and every pair feature a row per adjacent pair of slots.
+        ``extra``: more features per token (the stacking features), or
+        ``extra_emissions``: their summed weights (N, L)."""
         ids = self._word_ids
         n_tok = sum(len(t) for t in sents)
         if len(ids) + n_tok >= self.MAX_WORDS or len(self._pairs) + n_tok >= 2 * self.MAX_WORDS:
@@ -366,6 +420,14 @@ class Tagger:
         if len(sents) > 1:
             real = np.array([r for r, t in enumerate(slots[2:-2]) if t is not None], dtype=np.intp)
             E = E[real]
+        if extra is not None:
+            get = self.attr_index.get
+            unk = self._unk
+            pad = [unk] * STACK_WIDTH
+            ids = [([get(a, unk) for a in f] + pad)[:STACK_WIDTH] for rows_ in extra for f in rows_]
+            E += self.S[ids].sum(1)
+        if extra_emissions is not None:
+            E += extra_emissions
         if self.o_bias and self._o is not None:
             E[:, self._o] += self.o_bias
         return E, lens
@@ -390,14 +452,107 @@ class Tagger:
         path.reverse()
         return self._label_arr[path].tolist()
 
-    def tag_batch(self, sents: list[list[str]]) -> list[list[str]]:
-        """Tags of several sentences (one Viterbi pass over all of them)."""
+    def tag_document(self, sents: list[list[str]]) -> list[list[str]]:
+        """Tags of the sentences of one document: the first stage, then (when
+        the model has one and the document more than one sentence) the second
+        stage, which also sees the first stage's tags of the token, its
+        neighbours and the word's other occurrences in the document."""
+        tags = self.tag_batch(sents)
+        if self.stage2 is None or sum(1 for t in sents if t) < 2:
+            return tags  # one sentence (a ticker line): no other sentence to learn from
+        return self.stage2.tag_batch(sents, extra_emissions=self.stage2._stack_emissions(sents, tags))
+
+    def _stack_emissions(self, sents: list[list[str]], tags: list[list[str]]) -> np.ndarray:
+        """Summed weights (N, L) of ``stack_features`` of the non-empty
+        sentences' tokens, concatenated: the same features, computed from
+        label ids and small cached tables instead of strings."""
+        if self._stack is None:
+            vec = lambda f: self.S[self.attr_index.get(f, self._unk)]  # noqa: E731
+            labs = self.labels
+            self._stack = (
+                {l: i for i, l in enumerate(labs)},
+                np.stack([vec("p0=" + l) for l in labs]),
+                np.stack([vec("p-1=" + l) for l in labs] + [vec("p-1=<>")]),  # last row: sentence boundary
+                np.stack([vec("p+1=" + l) for l in labs] + [vec("p+1=<>")]),
+                {},  # (tag, token) -> attribute row of "p0w=tag|word"
+                {},  # (type, all?, tag) -> row of self._dt_rows
+                [np.zeros(len(labs), dtype=np.float32)],  # summed "dt" features
+            )
+        idx, P0, PM, PP, p0w, dt_ids, dt_rows = self._stack
+        sents_tags = [(toks, tg) for toks, tg in zip(sents, tags) if toks]
+        B = len(self.labels)
+        cur, prev, nxt = [], [], []
+        for _, tg in sents_tags:
+            ids = [idx[t] for t in tg]
+            cur += ids
+            prev += [B] + ids[:-1]
+            nxt += ids[1:] + [B]
+        E = P0[cur] + PM[prev] + PP[nxt]
+        from collections import Counter
+
+        occ: dict[str, Counter] = {}
+        keys = [[_key(t) for t in toks] for toks, _ in sents_tags]
+        for ks, (_, tg) in zip(keys, sents_tags):
+            for k, t in zip(ks, tg):
+                c = occ.get(k)
+                if c is None:
+                    c = occ[k] = Counter()
+                c[t[2:] if t != "O" else "O"] += 1
+        totals = {k: sum(c.values()) for k, c in occ.items()}
+        get = self.attr_index.get
+        unk = self._unk
+        rows, dts = [], []
+        memo: dict[tuple[str, str], int] = {}  # (word key, tag) -> dt row: the same for every occurrence
+        for ks, (toks, tg) in zip(keys, sents_tags):
+            for k, tok, t0 in zip(ks, toks, tg):
+                r = p0w.get((t0, tok))
+                if r is None:
+                    r = p0w[(t0, tok)] = get(f"p0w={t0}|{word_features(tok)[2]}", unk)
+                rows.append(r)
+                d = memo.get((k, t0))
+                if d is not None:
+                    dts.append(d)
+                    continue
+                tot = totals[k] - 1
+                key = None
+                if tot > 0:
+                    own = t0[2:] if t0 != "O" else "O"
+                    ents = {e: v - (e == own) for e, v in occ[k].items() if e != "O" and v - (e == own) > 0}
+                    if ents:
+                        typ, v = max(ents.items(), key=lambda x: x[1])
+                        key = (typ, v == tot, t0)
+                    else:
+                        key = ("O",)
+                if key is None:
+                    memo[(k, t0)] = 0
+                    dts.append(0)
+                    continue
+                d = dt_ids.get(key)
+                if d is None:
+                    if key == ("O",):
+                        fs = ["dt=O"]
+                    else:
+                        typ, every, t0_ = key
+                        fs = ["dt=" + typ, f"dt={typ}|{'all' if every else 'some'}", f"dtp0={typ}|{t0_}"]
+                    d = dt_ids[key] = len(dt_rows)
+                    dt_rows.append(self.S[[get(f, unk) for f in fs]].sum(0))
+                memo[(k, t0)] = d
+                dts.append(d)
+        E += self.S[rows]
+        E += np.stack(dt_rows)[dts] if len(dt_rows) > 1 else 0.0
+        return E
+
+    def tag_batch(self, sents: list[list[str]], extra: list[list[list[str]]] | None = None,
+                  extra_emissions: np.ndarray | None = None) -> list[list[str]]:
+        """Tags of several sentences (one Viterbi pass over all of them);
+        ``extra``: more features per token of every sentence (or
+        ``extra_emissions``: their weights, (N, L) over the non-empty sentences)."""
         keep = [i for i, s in enumerate(sents) if s]
         out: list[list[str]] = [[] for _ in sents]
         if not keep:
             return out
         sents_k = [sents[i] for i in keep]
-        E, lens_l = self._emissions_flat(sents_k)
+        E, lens_l = self._emissions_flat(sents_k, [extra[i] for i in keep] if extra is not None else None, extra_emissions)
         # Few tokens (a ticker line): one small Viterbi per sentence is cheaper
         # than the fixed cost of the batched one.
         if 4 * len(E) + 5 * len(lens_l) < 6 * max(lens_l) + 30:
@@ -467,7 +622,7 @@ def split_sentences(words: list[str], max_len: int = 60) -> list[tuple[int, int]
 def tag_sentences(sents: list[list[str]]) -> list[list[str]]:
     """BIO tags of the sentences of one document, as the pipeline makes
     them: the tagger, then document-level name propagation (:func:`propagate`)."""
-    return propagate(sents, get_tagger().tag_batch(sents))
+    return propagate(sents, get_tagger().tag_document(sents))
 
 
 def tag_text(text: str, toks: list[tuple[str, int, int]] | None = None) -> list[tuple[str, int, int, str]]:
