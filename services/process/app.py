@@ -471,3 +471,4 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
 
     worker = _Worker(app, loop=loop, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
+

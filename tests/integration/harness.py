@@ -7,6 +7,8 @@ processes, exactly as deployed, so a test can kill -9 one of them.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable
@@ -90,5 +92,27 @@ async def wait_for(check: Callable[[], Awaitable[T] | T], timeout: float, what: 
             if svc.proc.poll() is not None and svc.proc.returncode not in (0, -9, 137):
                 raise AssertionError(f"{svc.name} exited with {svc.proc.returncode}:\n{svc.log_path.read_text()[-3000:]}")
         await asyncio.sleep(0.2)
-    logs = "\n".join(f"--- {s.name}\n{s.log_path.read_text(errors='replace')[-3000:]}" for s in services)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})\n{logs}")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})\n{await diagnose(services)}")
+
+
+async def diagnose(services) -> str:
+    """What each service was doing: its item counters, for a worker the stacks of its
+    threads and asyncio tasks (SIGUSR1: faust's worker, via mode, logs them), and its log tail."""
+    parts = []
+    counters: dict[int, dict[str, float]] = {}
+    dump_from: dict[int, int] = {}
+    for svc in services:
+        counters[id(svc)] = {}
+        dump_from[id(svc)] = len(svc.log_path.read_text(errors="replace"))
+        if svc.proc.poll() is None:
+            for name in ("newsstream_items_in_total", "newsstream_items_out_total", "newsstream_story_events_total"):
+                counters[id(svc)][name.removeprefix("newsstream_")] = metric_sum(svc.metrics_port, name)
+            if svc.name == "worker":
+                os.kill(svc.proc.pid, signal.SIGUSR1)
+    await asyncio.sleep(3)  # the dump is written from the worker's event loop
+    for svc in services:
+        text = svc.log_path.read_text(errors="replace")
+        before, dump = text[: dump_from[id(svc)]], text[dump_from[id(svc)] :]
+        tail = before[-3000:] + (f"\n[stacks]\n{dump[:30000]}" if dump.strip() else "")
+        parts.append(f"--- {svc.name} (alive: {svc.proc.poll() is None}) {counters[id(svc)]}\n{tail}")
+    return "\n".join(parts)
