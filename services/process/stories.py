@@ -320,7 +320,11 @@ class Stories:
                 key = f"w:{term}"
                 postings = [p for p in (st.get(key) or ()) if p[0] != story_id and at - p[1] <= cfg.window_s]
                 postings.append([story_id, at])
-                st[key] = postings
+                # A term in more than max_postings stories finds no candidates, so
+                # its newest max_postings + 1 entries say all there is to know;
+                # without the cap a common word's list (and the cost of updating
+                # it, and its changelog record) grew with every item of the window.
+                st[key] = postings[-(cfg.max_postings + 1) :]
         st[f"s:{story_id}"] = story
         st[f"i:{item_id}"] = story_id
         if thread_id is not None:

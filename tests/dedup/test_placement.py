@@ -107,3 +107,22 @@ def test_rebuilt_bands_are_the_bands_the_index_built() -> None:
     index.bands.clear()
     index.rebuild_bands()
     assert {k: list(v) for k, v in index.bands.items()} == bands
+
+
+def test_a_common_word_keeps_a_bounded_postings_list() -> None:
+    """Memory and cost per item stay flat however many stories share a word."""
+    from newsstream.process.stories import StoryConfig
+
+    import random
+
+    placement = Placement()
+    cap = StoryConfig().max_postings + 1
+    rng = random.Random(0)
+    for n in range(cap * 3):
+        # Words no other line has, plus one every line has: one story per line, one common word.
+        words = " ".join("".join(rng.choices("ابتثجحخدذرزسشصضطظعغفقكلمنهوي", k=6)) for _ in range(6))
+        raw = _ticker(f"t{n}", f"ميناء {words}", n).model_copy(update={"attribution": None})  # no thread
+        placement.place(enrich(raw, T0), None)
+    assert len({v["story_id"] for k, v in placement.stories.state.items() if k.startswith("s:")}) == cap * 3
+    postings = [v for k, v in placement.stories.state.items() if k.startswith("w:")]
+    assert max(len(p) for p in postings) == cap
