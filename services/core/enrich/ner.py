@@ -225,29 +225,44 @@ def _pad_features(d: int) -> str:
 STACK_WIDTH = 7  # at most this many stacking features per token
 
 
-def _key(tok: str) -> str:
-    """The word without proclitics: occurrences of a name in a document share it."""
-    cands = strip_clitics(word_features(tok)[2])
-    return cands[-1]
+@functools.lru_cache(maxsize=200_000)
+def _forms(tok: str) -> tuple[str, ...]:
+    """The distinct forms of a token without its proclitics, itself first."""
+    return tuple(dict.fromkeys(strip_clitics(word_features(tok)[2])))
+
+
+def _doc_occurrences(sents: list[list[str]], tags: list[list[str]]):
+    """How the first stage tagged each word of a document, proclitics aside:
+    ``(keys, occ, totals)`` where every occurrence counts under each of its
+    forms (``strip_clitics``: «وبوش» under «وبوش», «بوش», ...), ``occ[form]``
+    counts entity types (or "O") in order of first appearance, and
+    ``keys[s][i]`` is the first form of token ``i`` of sentence ``s`` that
+    also occurs elsewhere (else the word)."""
+    forms = [[_forms(t) for t in toks] for toks in sents]
+    occ: dict[str, dict[str, int]] = {}
+    totals: dict[str, int] = {}
+    for fs, tg in zip(forms, tags):
+        for cands, t in zip(fs, tg):
+            typ = t[2:] if t != "O" else "O"
+            for c in cands:
+                totals[c] = totals.get(c, 0) + 1
+                cnt = occ.get(c)
+                if cnt is None:
+                    occ[c] = {typ: 1}
+                else:
+                    cnt[typ] = cnt.get(typ, 0) + 1
+    keys = [[cands[0] if len(cands) == 1 or totals[cands[0]] > 1 else next((c for c in cands if totals[c] > 1), cands[0])
+             for cands in fs] for fs in forms]
+    return keys, occ, totals
 
 
 def stack_features(sents: list[list[str]], tags: list[list[str]]) -> list[list[list[str]]]:
     """Second-stage features of every token of one document, from the
     first-stage tags: its own tag and its neighbours', its tag with its word,
     and how the other occurrences of the same word (without proclitics) in
-    the document were tagged: the most frequent entity type among them,
-    whether all of them have it, or that all are O."""
-    from collections import Counter
-
-    occ: dict[str, Counter] = {}
-    keys = [[_key(t) for t in toks] for toks in sents]
-    for ks, tg in zip(keys, tags):
-        for k, t in zip(ks, tg):
-            c = occ.get(k)
-            if c is None:
-                c = occ[k] = Counter()
-            c[t[2:] if t != "O" else "O"] += 1
-    totals = {k: sum(c.values()) for k, c in occ.items()}
+    the document were tagged (:func:`_doc_occurrences`): the most frequent
+    entity type among them, whether all of them have it, or that all are O."""
+    keys, occ, totals = _doc_occurrences(sents, tags)
     out = []
     for toks, ks, tg in zip(sents, keys, tags):
         n = len(toks)
@@ -438,12 +453,14 @@ class Tagger:
     def _viterbi(self, E: np.ndarray) -> list[str]:
         T = self.T
         n = len(E)
-        score = E[0]
+        score = E[0].copy()
         back = np.empty((n, T.shape[0]), dtype=np.intp)
+        cand = np.empty_like(T)
         for t in range(1, n):
-            cand = score[:, None] + T
-            back[t] = cand.argmax(0)
-            score = cand.max(0) + E[t]
+            np.add(score[:, None], T, out=cand)
+            cand.argmax(0, out=back[t])
+            cand.max(0, out=score)
+            score += E[t]
         j = int(score.argmax())
         path = [j]
         for t in range(n - 1, 0, -1):
@@ -488,17 +505,7 @@ class Tagger:
             prev += [B] + ids[:-1]
             nxt += ids[1:] + [B]
         E = P0[cur] + PM[prev] + PP[nxt]
-        from collections import Counter
-
-        occ: dict[str, Counter] = {}
-        keys = [[_key(t) for t in toks] for toks, _ in sents_tags]
-        for ks, (_, tg) in zip(keys, sents_tags):
-            for k, t in zip(ks, tg):
-                c = occ.get(k)
-                if c is None:
-                    c = occ[k] = Counter()
-                c[t[2:] if t != "O" else "O"] += 1
-        totals = {k: sum(c.values()) for k, c in occ.items()}
+        keys, occ, totals = _doc_occurrences([t for t, _ in sents_tags], [g for _, g in sents_tags])
         get = self.attr_index.get
         unk = self._unk
         rows, dts = [], []
@@ -573,11 +580,13 @@ class Tagger:
         back = np.empty((Tm, B, L), dtype=np.intp)
         back[:] = np.arange(L)  # a finished sentence keeps its label
         active = np.searchsorted(-lens_o, -np.arange(Tm), side="left").tolist()  # sentences longer than t
+        buf = np.empty((B, L, L), dtype=np.float32)
         for t in range(1, Tm):
             k = active[t]
-            cand = score[:k, :, None] + T  # (k, from, to)
-            back[t, :k] = cand.argmax(1)
-            score[:k] = cand.max(1) + Eo[:k, t]
+            cand = np.add(score[:k, :, None], T, out=buf[:k])  # (k, from, to)
+            cand.argmax(1, out=back[t, :k])
+            cand.max(1, out=score[:k])
+            score[:k] += Eo[:k, t]
         j = score.argmax(1)
         paths = np.empty((B, Tm), dtype=np.intp)
         rb = np.arange(B)
