@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from newsstream.core.enrich.gazetteer import get_gazetteer
 from newsstream.core.enrich.ner import bio_spans, get_tagger
-from newsstream.core.enrich.pipeline import enrich_fields, find_entities, merge_gazetteer_tags, parse_attribution
+from newsstream.core.enrich.pipeline import enrich_fields, find_entities, parse_attribution
 from newsstream.core.enrich.quotes import find_quotes
 from newsstream.core.enrich.text import skeleton, strip_clitics, tokens
 from newsstream.core.enrich.times import find_times
@@ -87,11 +87,8 @@ def test_nisba_feeds_regions() -> None:
     assert out["regions"][0]["country"] == "IR"
 
 
-def test_bio_spans_and_gazetteer_merge() -> None:
+def test_bio_spans() -> None:
     assert bio_spans(["B-PERS", "I-PERS", "O", "I-LOC", "B-ORG"]) == [("PERS", 0, 2), ("LOC", 3, 4), ("ORG", 4, 5)]
-    toks = ["زار", "الوزير", "موسكو", "أمس"]
-    merged = merge_gazetteer_tags(toks, ["O", "O", "O", "O"])
-    assert merged == ["O", "O", "B-LOC", "O"]
 
 
 def test_tagger_tags_a_sentence() -> None:
