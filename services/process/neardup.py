@@ -225,6 +225,8 @@ class NearDupConfig:
     # 0.5 threshold this gives 32 bands of 4 rows: 99.9% of pairs with Jaccard
     # >= 0.55 share a band (25 x 5, the balanced choice: 95%).
     fn_weight: float = 0.9
+    # Items kept per band key (the newest): bounds the candidates verified per item.
+    max_band_entries: int = 32
 
     @cached_property
     def bands_rows(self) -> tuple[int, int]:
@@ -357,6 +359,10 @@ class NearDupIndex:
         for key in keys:
             entries = _flat((i, t) for i, t in _pairs(self.bands.get(key)) if now - t <= window)
             entries += (item_id, now)
+            # The newest max_band_entries only: a template repeated all day (one
+            # ticker formula) would otherwise put every item in the same bands and
+            # make each new item verify against all of them (quadratic).
+            entries = entries[-2 * self.config.max_band_entries :]
             self.bands[key] = entries
             writes.append(StateWrite("bands", key, entries))
         value = [now, kind, _pack(sig), verdict.duplicate_of, verdict.similarity, verdict.matched]
@@ -386,7 +392,7 @@ class NearDupIndex:
             sig.frombytes(base64.b64decode(packed))
             for key in band_keys(sig, self._bands, self._rows, kind):
                 entries = self.bands.get(key)
-                self.bands[key] = [*(entries or ()), item_id, at]  # type: ignore[misc]
+                self.bands[key] = [*(entries or ()), item_id, at][-2 * self.config.max_band_entries :]  # type: ignore[misc]
         return len(self.items)
 
     def root_of(self, item_id: str) -> str:
