@@ -56,7 +56,6 @@ from newsstream.process import dedup, dedup_changelog
 from newsstream.process.enrich import dedup_key, enrich, mark_duplicate
 from newsstream.process.envelope import EnvelopeBuilder, EnvelopeItem, partition_for, read_envelope
 from newsstream.process.placement import CHANGELOGGED_TABLES, Placement, PlacementConfig, event_time
-from newsstream.process.stories import Stories
 from newsstream.process.table_writes import ChangelogWrites
 
 log = logging.getLogger(__name__)
@@ -362,9 +361,8 @@ def build_app(settings: Settings) -> faust.App:
                         # Seen before (re-delivered after a restart): publish the story's
                         # current state again, in case the first event was lost with the
                         # crash. Same story id, no "created": a compacted topic absorbs it.
-                        story = placement.stories.state.get(f"s:{placed.story.story_id}")
-                        if story is not None:
-                            story_event = Stories.event_of(story, "updated", enriched.id)
+                        story_event = placement.stories.current_event(placed.story.story_id, enriched.id)
+                        if story_event is not None:
                             metrics.STORY_EVENTS.labels("replayed").inc()
                     else:
                         metrics.STORY_EVENTS.labels(story_event.event).inc()

@@ -374,23 +374,17 @@ class Stories:
         return best
 
     def _entity_weight(self) -> Mapping[str, float] | None:
-        if not self.config.entity_idf:
-            return None
-        state = self.state
-
-        def doc_freq(entity: str) -> int:
-            df = state.get(f"e:{entity}")
-            return df[0] if df else 1
-
-        return idf_weight(doc_freq, max(1, state.get("n", 0)))
+        return self._idf("e:") if self.config.entity_idf else None
 
     def _weight(self) -> Mapping[Any, float] | None:
-        if not self.config.idf:
-            return None
+        return self._idf("d:") if self.config.idf else None
+
+    def _idf(self, prefix: str) -> Mapping[Any, float]:
+        """IDF weights from the document frequencies kept under ``prefix`` (``d:`` terms, ``e:`` entities)."""
         state = self.state
 
-        def doc_freq(term: Any) -> int:
-            df = state.get(f"d:{term}")
+        def doc_freq(key: Any) -> int:
+            df = state.get(f"{prefix}{key}")
             return df[0] if df else 1
 
         return idf_weight(doc_freq, max(1, state.get("n", 0)))
@@ -415,6 +409,11 @@ class Stories:
             topics=story["topics"],
             trigger_id=trigger_id,
         )
+
+    def current_event(self, story_id: str, trigger_id: str) -> StoryEvent | None:
+        """The story's current state as an ``updated`` event (None if it is not held)."""
+        story = self.state.get(f"s:{story_id}")
+        return None if story is None else self.event_of(story, "updated", trigger_id)
 
     def stories(self) -> Iterator[dict[str, Any]]:
         for key, value in self.state.items():
