@@ -56,6 +56,7 @@ from newsstream.process import dedup, dedup_changelog
 from newsstream.process.enrich import dedup_key, enrich, mark_duplicate
 from newsstream.process.envelope import EnvelopeBuilder, EnvelopeItem, partition_for, read_envelope
 from newsstream.process.placement import CHANGELOGGED_TABLES, Placement, PlacementConfig, event_time
+from newsstream.process.recovery import OrderedResumeTableManager
 from newsstream.process.table_writes import ChangelogWrites
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ def build_app(settings: Settings) -> faust.App:
         web_enabled=False,  # /metrics, /healthz and /readyz are served by newsstream.core.metrics
         datadir=settings.worker_datadir,
         table_cleanup_interval=60.0,
+        TableManager=OrderedResumeTableManager,  # faust#596: see newsstream.process.recovery
         **_faust_broker_settings(settings),
     )
 
