@@ -143,3 +143,41 @@ def test_eval_entities_default_is_the_product(tmp_path: Path) -> None:
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res["documents"] == "doc field" and res["gazetteer"] is True
     assert res["f1"] == 1.0
+
+
+def _tagged(monkeypatch, *spans: tuple[str, str]) -> None:
+    """The tagger finds exactly ``spans`` ((type, surface), first occurrence of each)."""
+    monkeypatch.setattr(ner, "tag_text", lambda t, toks=None: [(typ, t.index(w), t.index(w) + len(w), w) for typ, w in spans])
+
+
+def _mentions(text: str) -> list[tuple[str, str, str | None, str]]:
+    return [(x["type"], x["text"], x["id"], x["source"]) for x in pipeline.find_entities(text)[0]]
+
+
+def test_the_tagger_sets_the_extent_and_the_gazetteer_links_it(monkeypatch) -> None:
+    # ANERcorp-style extent: the place inside «قطاع غزة», still linked to Gaza
+    _tagged(monkeypatch, ("LOC", "غزة"))
+    assert _mentions("قصف في قطاع غزة أمس") == [("LOC", "غزة", "geonames:281133", "model")]
+    # a club named after its city stays an ORG and is not linked to the city
+    _tagged(monkeypatch, ("ORG", "برشلونة"))
+    assert _mentions("فاز برشلونة أمس") == [("ORG", "برشلونة", None, "model")]
+    # the gazetteer's type wins over the tagger's otherwise
+    _tagged(monkeypatch, ("PERS", "موسكو"))
+    assert _mentions("وصل إلى موسكو") == [("LOC", "موسكو", "geonames:524901", "gazetteer")]
+
+
+def test_a_name_inside_a_role_is_kept_beside_the_role(monkeypatch) -> None:
+    _tagged(monkeypatch, ("ORG", "للأمم المتحدة"))
+    found = _mentions("قال الأمين العام للأمم المتحدة")
+    assert ("PERS", "الأمين العام للأمم المتحدة", "person:antonio-guterres", "role") in found
+    assert any(t == "ORG" and s == "model" for t, _, _, s in found)
+
+
+def test_gazetteer_names_fill_what_the_tagger_missed_but_not_common_words(monkeypatch) -> None:
+    _tagged(monkeypatch)  # the tagger finds nothing
+    assert _mentions("قالت حركة حماس") == [("ORG", "حركة حماس", "org:hamas", "gazetteer")]
+    assert _mentions("زار لافروف وموسكو") == [("PERS", "لافروف", "person:sergey-lavrov", "gazetteer"),
+                                           ("LOC", "موسكو", "geonames:524901", "gazetteer")]
+    # one-word GeoNames names that are common words, or a name only after stripping ك/ب
+    assert _mentions("في المدينة القديمة") == []
+    assert _mentions("كان الحشد كبيرا") == []

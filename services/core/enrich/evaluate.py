@@ -10,10 +10,10 @@ TYPES = ("PERS", "LOC", "ORG")
 def document_tags(sents: list[list[str]], gazetteer: bool = True) -> list[list[str]]:
     """BIO tags that the product gives the sentences (token lists) of one
     document: the text is the tokens joined by spaces and goes through the
-    pipeline's entity step (:func:`pipeline.find_entities`: gazetteer names and
-    roles first, then the tagger's spans that do not overlap them, with
-    document-level name propagation over the whole text, linked spans taking
-    the gazetteer's type); its role mentions (source ``role``) are not names
+    pipeline's entity step (:func:`pipeline.find_entities`: the tagger's spans
+    with document-level name propagation over the whole text, linked to the
+    gazetteer, then gazetteer names and roles where the tagger found nothing);
+    its role mentions (source ``role``) are not names
     and are left out. ``gazetteer=False``: the tagger as the pipeline runs
     it (:func:`ner.tag_text`), without the gazetteer. A span that starts or
     ends inside a token (a stripped proclitic) covers the whole token."""
