@@ -59,6 +59,24 @@ def test_arabic_entities_with_clitics_and_linking() -> None:
     assert text[gaza["start"]:gaza["end"]] == "غزة"
 
 
+def test_article_after_lam_is_restored_for_linking() -> None:
+    # «للأمم» = ل + الأمم with the article's alef elided: it must still link
+    text = "وجه رسالة للأمم المتحدة وأخرى وللكرملين"
+    ents = {e["id"]: e for e in find_entities(text)[0]}
+    un, kremlin = ents["org:united-nations"], ents["org:kremlin"]
+    assert text[un["start"]:un["end"]] == "للأمم المتحدة"
+    assert text[kremlin["start"]:kremlin["end"]] == "للكرملين"  # the conjunction و is stripped, لل kept
+    assert get_gazetteer().link("للأمم المتحدة") == "org:united-nations"
+
+
+def test_curated_organisations_link_and_ambiguous_words_do_not() -> None:
+    text = "قال مقاتلو حركة طالبان إن الفيفا وصندوق النقد الدولي و«داعش» ليسوا من فتح الباب"
+    ids = {e["id"] for e in find_entities(text)[0]}
+    assert {"org:taliban", "org:fifa", "org:imf", "org:islamic-state"} <= ids
+    assert "org:fatah" not in ids  # «فتح» alone is the verb "opened": only «حركة فتح» is Fatah
+    assert "org:arab-monetary-fund" in {e["id"] for e in find_entities("اجتماع صندوق النقد العربي")[0]}
+
+
 def test_english_entities() -> None:
     text = "Lavrov met Wang Yi in Moscow; Hamas and the Houthis were discussed, as was the United States."
     ents, nisba = find_entities(text)

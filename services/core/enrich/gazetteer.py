@@ -10,6 +10,7 @@ The index ``data/gazetteer_index.json.gz`` is built by
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import threading
@@ -41,6 +42,24 @@ def _skip_letters(orig: str, k: int) -> int:
     return len(orig)
 
 
+# «للأمم» is ل + الأمم with the article's alef elided: it is looked up as
+# «الامم». The mention keeps «لل» (there is no clean letter to cut at); only a
+# conjunction before it is stripped.
+_LAM_ARTICLE = ("ولل", "فلل", "لل")
+
+
+@functools.lru_cache(maxsize=200_000)
+def _candidates(word: str) -> tuple[tuple[str, int], ...]:
+    """``(form, letters stripped)`` look-up forms of a normalised word:
+    :func:`strip_clitics`, plus the article restored after a لل prefix."""
+    out = [(c, len(word) - len(c)) for c in strip_clitics(word)]
+    for p in _LAM_ARTICLE:
+        if word.startswith(p) and len(word) - len(p) >= 2:
+            out.append(("ال" + word[len(p):], len(p) - 2))
+            break
+    return tuple(out)
+
+
 class Gazetteer:
     def __init__(self, index: dict) -> None:
         self.version: str = index["version"]
@@ -67,7 +86,7 @@ class Gazetteer:
         i, n = 0, len(toks)
         while i < n:
             hit = None
-            for cand in strip_clitics(ntoks[i]):
+            for cand, stripped in _candidates(ntoks[i]):
                 maxlen = first.get(cand)
                 if not maxlen:
                     continue
@@ -76,14 +95,13 @@ class Gazetteer:
                     ent = aliases.get(key)
                     if ent is not None:
                         if hit is None or L > hit[0]:
-                            hit = (L, cand, ent)
+                            hit = (L, stripped, ent)
                         break
             if hit is None:
                 i += 1
                 continue
-            L, cand, (eid, kind) = hit
+            L, stripped, (eid, kind) = hit
             tok, s, _ = toks[i]
-            stripped = len(ntoks[i]) - len(cand)
             if stripped:
                 s += _skip_letters(tok, stripped)
             e = toks[i + L - 1][2]
@@ -95,7 +113,7 @@ class Gazetteer:
         """Canonical id of a name (e.g. a model-found span), or None."""
         key = alias_key(surface)
         parts = key.split(" ")
-        for cand in strip_clitics(parts[0]) if parts and parts[0] else ():
+        for cand, _ in _candidates(parts[0]) if parts and parts[0] else ():
             ent = self.aliases.get(" ".join([cand, *parts[1:]]))
             if ent is not None and ent[1] == "name":
                 return ent[0]

@@ -22,7 +22,7 @@ from newsstream.core.enrich.urgency import URGENCY_VERSION, urgency
 
 __all__ = ["ENRICH_VERSION", "versions", "find_entities", "parse_attribution", "enrich_fields"]
 
-ENRICH_VERSION = "enrich-2"  # 2: tagger spans first, the gazetteer links them and fills gaps
+ENRICH_VERSION = "enrich-3"  # 2: tagger spans first, the gazetteer links them and fills gaps; 3: «لل» + name matched
 QUOTES_VERSION = "quotes-rule-1"
 TIMES_VERSION = "times-rule-1"
 
