@@ -44,7 +44,8 @@ def _skip_letters(orig: str, k: int) -> int:
 
 # «للأمم» is ل + الأمم with the article's alef elided: it is looked up as
 # «الامم». The mention keeps «لل» (there is no clean letter to cut at); only a
-# conjunction before it is stripped.
+# conjunction before it is stripped. Added here, not in text.strip_clitics:
+# the tagger's features come from strip_clitics and the model was trained on them.
 _LAM_ARTICLE = ("ولل", "فلل", "لل")
 
 

@@ -130,11 +130,10 @@ def _tagger_first(gaz, text: str, toks: list[tuple[str, int, int]], field: str, 
             eid, ent = None, {}
         res.append({"type": ent.get("type", typ), "text": surface, "field": field, "start": s, "end": e,
                     "id": eid, "name": ent.get("name_en"), "country": ent.get("country"), "source": "model"})
-    token_starts = [start for _, start, _ in toks]
     for k, d in enumerate(names):
         if used[k] or any(_overlaps(r, d["start"], d["end"]) for r in res):
             continue
-        if " " not in d["text"] and d["id"].startswith("geonames:") and not _plain_city_name(gaz, text, token_starts, d):
+        if " " not in d["text"] and d["id"].startswith("geonames:") and not _plain_city_name(gaz, text, toks, d):
             continue
         res.append(d)
     return res
@@ -144,7 +143,7 @@ def _overlaps(mention: dict, start: int, end: int) -> bool:
     return mention["start"] < end and start < mention["end"]
 
 
-def _plain_city_name(gaz, text: str, token_starts: list[int], mention: dict) -> bool:
+def _plain_city_name(gaz, text: str, toks: list[tuple[str, int, int]], mention: dict) -> bool:
     """A one-word city the tagger missed is kept when it is written as its
     canonical Arabic name, bare or after و/ف, and that name has no article:
     "موسكو", "وموسكو" yes; "المدينة" (the city), "كبيرا" (ك + Beira),
@@ -153,7 +152,7 @@ def _plain_city_name(gaz, text: str, token_starts: list[int], mention: dict) -> 
     if not canonical or canonical.startswith("ال") or norm(mention["text"]) != canonical:
         return False
     # the proclitic the gazetteer stripped: from the start of the mention's token
-    token_start = token_starts[bisect.bisect_right(token_starts, mention["start"]) - 1]
+    _, token_start, _ = toks[bisect.bisect_right(toks, mention["start"], key=lambda t: t[1]) - 1]
     return norm(text[token_start:mention["start"]]) in ("", "و", "ف")
 
 
