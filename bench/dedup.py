@@ -30,16 +30,16 @@ from pathlib import Path
 
 import orjson
 
-from newsstream.core.text.normalize import normalize_text
-from newsstream.process.neardup import (
+from newsstream.text.normalize import normalize_text
+from newsstream.dedup.neardup import (
     NearDupConfig,
     NearDupIndex,
     estimate_jaccard,
     jaccard,
     shingles,
 )
-from newsstream.process.placement import Placement
-from newsstream.process.replay import Pipeline, PipelineConfig, deep_size, read_stream
+from newsstream.dedup.placement import Placement
+from newsstream.evaluation.stream_replay import Pipeline, PipelineConfig, deep_size, read_stream
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 PAIRS = SHARED / "semeval2022_task8_news_similarity" / "pairs.jsonl"

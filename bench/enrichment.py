@@ -7,9 +7,9 @@ sample pages and of wire.jsonl, and the sample articles cut or repeated to
 3,000 characters. For each kind it prints the median over rounds of:
 
 * ``basic``: language, normalisation, hash, word count (NEWSSTREAM_ENRICH_STRUCTURED=off);
-* ``structured``: ``newsstream.core.enrich.pipeline.enrich_fields`` alone
+* ``structured``: ``newsstream.enrich.pipeline.enrich_fields`` alone
   (entities, tagger, quotes, times, topics, regions, urgency), and its parts;
-* ``full``: ``newsstream.process.enrich.enrich`` as the worker calls it.
+* ``full``: ``newsstream.enrich.item.enrich`` as the worker calls it.
 
 Models are loaded before timing. One machine, one run: compare figures from
 the same run only.
@@ -25,16 +25,16 @@ from pathlib import Path
 
 import orjson
 
-import newsstream.process.enrich as worker_enrich
-from newsstream.core.enrich import ner
-from newsstream.core.enrich.pipeline import enrich_fields, find_entities, versions
-from newsstream.core.enrich.quotes import find_quotes
-from newsstream.core.enrich.times import find_times
-from newsstream.core.enrich.topics import classify
-from newsstream.core.models import RawArticle, RawTickerItem
+import newsstream.enrich.item as worker_enrich
+from newsstream.enrich import ner
+from newsstream.enrich.pipeline import enrich_fields, find_entities, versions
+from newsstream.enrich.quotes import find_quotes
+from newsstream.enrich.times import find_times
+from newsstream.enrich.iptc import classify
+from newsstream.contract.models import RawArticle, RawTickerItem
 from newsstream.ingest.events import events_from_page_text
 
-SAMPLES = Path(__file__).resolve().parents[1] / "services" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "services" / "newsstream" / "samples"
 T0 = datetime(2026, 11, 25, 20, 0, tzinfo=timezone.utc)
 
 

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import pytest
 
-from newsstream.core.broker import EmbeddedBroker
-from newsstream.core.config import Settings
-from newsstream.core.models import (
+from newsstream.platform.broker import EmbeddedBroker
+from newsstream.platform.settings import Settings
+from newsstream.contract.models import (
     DeadLetter,
     EnrichedArticle,
     EnrichedTickerItem,
@@ -37,7 +37,7 @@ from newsstream.core.models import (
     RawArticle,
     RawTickerItem,
 )
-from newsstream.core.wire import dead_letter
+from newsstream.contract.wire import dead_letter
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_BASE_URL = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test"  # trust auth on this machine

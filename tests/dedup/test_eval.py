@@ -8,7 +8,7 @@ import orjson
 import pytest
 import typer
 
-from newsstream.eval_dedup import eval_stream, pearson, register
+from newsstream.evaluation.stream import eval_stream, pearson, register
 from typer.testing import CliRunner
 
 from .texts import (

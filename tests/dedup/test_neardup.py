@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from newsstream.core.models import RawArticle, RawTickerItem
-from newsstream.core.text.normalize import normalize_text
-from newsstream.process.neardup import (
+from newsstream.contract.models import RawArticle, RawTickerItem
+from newsstream.text.normalize import normalize_text
+from newsstream.dedup.neardup import (
     NearDupConfig,
     NearDupIndex,
     band_keys,
@@ -20,7 +20,7 @@ from newsstream.process.neardup import (
     shingles,
     signature,
 )
-from newsstream.process.replay import Pipeline
+from newsstream.evaluation.stream_replay import Pipeline
 
 from .texts import (
     BOILERPLATE,

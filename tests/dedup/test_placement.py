@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from newsstream.core.models import RawArticle, RawTickerItem
-from newsstream.process.enrich import enrich
-from newsstream.process.neardup import NearDupIndex
-from newsstream.process.placement import CHANGELOGGED_TABLES, Placement, PlacementConfig
-from newsstream.process.replay import Pipeline
-from newsstream.process.table_writes import ChangelogWrites
+from newsstream.contract.models import RawArticle, RawTickerItem
+from newsstream.enrich.item import enrich
+from newsstream.dedup.neardup import NearDupIndex
+from newsstream.dedup.placement import CHANGELOGGED_TABLES, Placement, PlacementConfig
+from newsstream.evaluation.stream_replay import Pipeline
+from newsstream.worker.changelog import ChangelogWrites
 
 from .texts import LIGHT_EDIT_BODY, QUAKE_TICKER_1, QUAKE_TICKER_2, WATER_BODY, WIRE_BODY
 
@@ -49,7 +49,7 @@ def test_placed_items_carry_duplicate_thread_and_story_fields() -> None:
 
 
 def test_settings_reach_the_placement_config() -> None:
-    from newsstream.core.config import Settings
+    from newsstream.platform.settings import Settings
 
     config = PlacementConfig.from_settings(Settings(near_threshold=0.7, near_window_hours=2, story_threshold=0.3,
                                                     story_window_hours=6, thread_followup_minutes=5,
@@ -111,7 +111,7 @@ def test_rebuilt_bands_are_the_bands_the_index_built() -> None:
 
 def test_a_common_word_keeps_a_bounded_postings_list() -> None:
     """Memory and cost per item stay flat however many stories share a word."""
-    from newsstream.process.stories import StoryConfig
+    from newsstream.dedup.stories import StoryConfig
 
     import random
 

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from newsstream.core.models import RawArticle, RawTickerItem
-from newsstream.core.text.normalize import normalize_text
-from newsstream.process.replay import Pipeline, PipelineConfig
-from newsstream.process.stories import (
+from newsstream.contract.models import RawArticle, RawTickerItem
+from newsstream.text.normalize import normalize_text
+from newsstream.evaluation.stream_replay import Pipeline, PipelineConfig
+from newsstream.dedup.stories import (
     StoryConfig,
     StoryEvent,
     content_terms,
@@ -157,7 +157,7 @@ def test_expiry_forgets_silent_stories_and_their_index() -> None:
 def test_entity_mentions_and_topics_of_the_enrichment_become_comparable_keys() -> None:
     from types import SimpleNamespace
 
-    from newsstream.process.placement import entity_keys, topic_codes
+    from newsstream.dedup.placement import entity_keys, topic_codes
 
     mentions = [
         SimpleNamespace(id="geonames:304922", text="ملاطية"),

@@ -10,19 +10,19 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from newsstream.core.enrich.gazetteer import get_gazetteer
-from newsstream.core.enrich.ner import bio_spans, get_tagger
-from newsstream.core.enrich.pipeline import enrich_fields, find_entities, parse_attribution
-from newsstream.core.enrich.quotes import find_quotes
-from newsstream.core.enrich.text import skeleton, strip_clitics, tokens
-from newsstream.core.enrich.times import find_times
-from newsstream.core.enrich.topics import IPTC_LABELS, classify, get_topic_model
-from newsstream.core.enrich.urgency import urgency
-from newsstream.core.models import Enrichment
-from newsstream.eval_enrichment import register
+from newsstream.enrich.gazetteer import get_gazetteer
+from newsstream.enrich.ner import bio_spans, get_tagger
+from newsstream.enrich.pipeline import enrich_fields, find_entities, parse_attribution
+from newsstream.enrich.quotes import find_quotes
+from newsstream.enrich.tokens import skeleton, strip_clitics, tokens
+from newsstream.enrich.times import find_times
+from newsstream.enrich.iptc import IPTC_LABELS, classify, get_topic_model
+from newsstream.enrich.urgency import urgency
+from newsstream.contract.models import Enrichment
+from newsstream.evaluation.enrichment import register
 
 PUB = datetime(2025, 4, 1, 12, 0, tzinfo=timezone.utc)  # Tuesday
-DATA = Path(__file__).resolve().parents[2] / "services" / "core" / "enrich" / "data"
+DATA = Path(__file__).resolve().parents[2] / "services" / "newsstream" / "enrich" / "data"
 
 
 # -- text helpers -------------------------------------------------------------
@@ -273,9 +273,9 @@ def test_model_files_are_small_and_documented() -> None:
 # -- worker integration ---------------------------------------------------------------
 
 def test_worker_enrich_adds_fields_and_survives_an_enricher_failure(monkeypatch) -> None:
-    from newsstream.core.enrich import pipeline
-    from newsstream.core.models import RawTickerItem
-    from newsstream.process.enrich import enrich
+    from newsstream.enrich import pipeline
+    from newsstream.contract.models import RawTickerItem
+    from newsstream.enrich.item import enrich
 
     raw = RawTickerItem(id="t1", source="s", time="22:04", published_at=PUB, text="طهران تتخلى عن الحوثيين",
                         attribution="تلغراف عن مسؤول إيراني رفيع", thread_id="th", fetched_at=PUB)

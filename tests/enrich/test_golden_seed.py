@@ -1,4 +1,4 @@
-"""Golden tests on the seed page: the whole worker enrichment (newsstream.process.enrich)."""
+"""Golden tests on the seed page: the whole worker enrichment (newsstream.enrich.item)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from newsstream.core.models import EnrichedArticle, EnrichedTickerItem
+from newsstream.contract.models import EnrichedArticle, EnrichedTickerItem
 from newsstream.ingest.events import events_from_page_text
-from newsstream.process.enrich import enrich
+from newsstream.enrich.item import enrich
 
 FETCHED = datetime(2025, 4, 1, 20, 0, tzinfo=timezone.utc)  # a Tuesday, 2 weeks after mid-March
 
@@ -132,7 +132,7 @@ def test_ticker_attributions(ticker) -> None:
 def test_enriched_events_round_trip_through_the_public_schema(enriched) -> None:
     """The worker builds nested models without re-validation: check that what
     it emits validates against the models (and so the JSON Schemas)."""
-    from newsstream.core.wire import dumps, loads_enriched
+    from newsstream.contract.wire import dumps, loads_enriched
 
     for e in enriched:
         again = loads_enriched(dumps(e))

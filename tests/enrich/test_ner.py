@@ -9,9 +9,9 @@ import numpy as np
 import typer
 from typer.testing import CliRunner
 
-from newsstream.core.enrich import ner, pipeline
-from newsstream.core.enrich.evaluate import document_tags, documents
-from newsstream.eval_enrichment import register
+from newsstream.enrich import ner, pipeline
+from newsstream.evaluation.scoring import document_tags, documents
+from newsstream.evaluation.enrichment import register
 
 SENTS = [
     ["قال", "الرئيس", "الأمريكي", "جورج", "بوش", "في", "واشنطن", "."],

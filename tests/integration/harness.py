@@ -17,8 +17,8 @@ from typing import TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from newsstream.core.config import Settings
-from newsstream.demo import ServiceProcess, spawn_service
+from newsstream.platform.settings import Settings
+from newsstream.cli.demo import ServiceProcess, spawn_service
 
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ import time
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from newsstream.core.broker import free_port
+from newsstream.platform.broker import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -6,8 +6,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from newsstream.core.config import Settings
-from newsstream.process.dedup_changelog import add_missing_entries, read_changelog
+from newsstream.platform.settings import Settings
+from newsstream.worker.changelog import add_missing_entries, read_changelog
 
 pytestmark = pytest.mark.integration
 

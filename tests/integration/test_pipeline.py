@@ -13,9 +13,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from newsstream.core import topics
-from newsstream.core.config import Settings
-from newsstream.core.kafka import start_producer
+from newsstream.contract import topics
+from newsstream.platform.settings import Settings
+from newsstream.platform.kafka import start_producer
 from newsstream.ingest.producer import RawEventProducer
 from newsstream.sink.stores import open_store
 from tests.integration import harness

@@ -3,7 +3,7 @@
 One worker, two workers, and one worker killed (-9) and restarted must place
 every item the same way: same ``duplicate_of``, same thread, same story id,
 and a restart must not announce a story twice. The offline replay
-(``newsstream eval stream``, :class:`~newsstream.process.replay.Pipeline`)
+(``newsstream eval stream``, :class:`~newsstream.evaluation.stream_replay.Pipeline`)
 is the reference: it runs the same functions.
 
 Items arrive in three waves, each stored before the next is sent. Within a
@@ -25,12 +25,12 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from newsstream.core import topics
-from newsstream.core.broker import EmbeddedBroker
-from newsstream.core.config import Settings
+from newsstream.contract import topics
+from newsstream.platform.broker import EmbeddedBroker
+from newsstream.platform.settings import Settings
 from newsstream.ingest.events import event_from_json_line
 from newsstream.ingest.producer import RawEventProducer
-from newsstream.process.replay import Pipeline
+from newsstream.evaluation.stream_replay import Pipeline
 from newsstream.sink.stores import open_store
 from tests.dedup.texts import (
     LIGHT_EDIT_BODY,

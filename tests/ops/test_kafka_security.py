@@ -10,9 +10,9 @@ import ssl
 
 import pytest
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
-from newsstream.core.config import Settings
-from newsstream.core.kafka import make_consumer, make_producer
-from newsstream.process.app import _faust_broker_settings
+from newsstream.platform.settings import Settings
+from newsstream.platform.kafka import make_consumer, make_producer
+from newsstream.worker.app import _faust_broker_settings
 
 
 def _settings(**overrides: object) -> Settings:

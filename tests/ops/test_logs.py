@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 import structlog
-from newsstream.core import topics
-from newsstream.core.config import Settings
-from newsstream.core.kafka import start_producer
-from newsstream.core.logs import configure_logging, redact_text
+from newsstream.contract import topics
+from newsstream.platform.settings import Settings
+from newsstream.platform.kafka import start_producer
+from newsstream.platform.logs import configure_logging, redact_text
 from newsstream.sink.stores import open_store
 
 from tests.integration import harness

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import REGISTRY
 
-from newsstream.core import metrics
+from newsstream.platform import metrics
 
 
 def sample(name: str, **labels: str) -> float | None:
@@ -16,7 +16,7 @@ def sample(name: str, **labels: str) -> float | None:
 
 
 def test_pipeline_version_matches_the_enrichment() -> None:
-    from newsstream.process.enrich import PIPELINE_VERSION
+    from newsstream.enrich.item import PIPELINE_VERSION
 
     assert metrics.PIPELINE_VERSION == PIPELINE_VERSION
     build = [s for f in REGISTRY.collect() if f.name == "newsstream_build_info" for s in f.samples]

@@ -21,10 +21,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from newsstream.core.broker import free_port
-from newsstream.core.config import Settings
-from newsstream.core.wire import utcnow
-from newsstream.demo import ServiceProcess
+from newsstream.platform.broker import free_port
+from newsstream.platform.settings import Settings
+from newsstream.contract.wire import utcnow
+from newsstream.cli.demo import ServiceProcess
 from newsstream.ingest.events import events_from_page_text
 from newsstream.ingest.producer import RawEventProducer
 from prometheus_client import REGISTRY

@@ -8,7 +8,7 @@ from collections import Counter
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from newsstream.core.config import Settings
+from newsstream.platform.settings import Settings
 
 
 async def read_all(settings: Settings, *topics: str, expect: int | None = None, idle_s: float = 1.5,

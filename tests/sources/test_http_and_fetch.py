@@ -9,7 +9,7 @@ import time
 import pytest
 import typer
 from newsstream.ingest.sources.http import DEFAULT_USER_AGENT, Fetcher, FetchError
-from newsstream.ingest_cli import register
+from newsstream.cli.ingest import register
 from typer.testing import CliRunner
 
 from tests.sources.server import FixtureServer

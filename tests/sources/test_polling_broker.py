@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import typer
-from newsstream.core import topics
-from newsstream.core.config import Settings
+from newsstream.contract import topics
+from newsstream.platform.settings import Settings
 from newsstream.ingest.producer import RawEventProducer
 from newsstream.ingest.sources import metrics as m
 from newsstream.ingest.sources.base import Source
@@ -19,7 +19,7 @@ from newsstream.ingest.sources.http import Fetcher
 from newsstream.ingest.sources.registry import parse_registry
 from newsstream.ingest.sources.runner import SourceRunner
 from newsstream.ingest.sources.state import SourceState
-from newsstream.ingest_cli import register, serve
+from newsstream.cli.ingest import register, serve
 from typer.testing import CliRunner
 
 from tests.sources.kafka_util import count_by_key, read_all

@@ -8,12 +8,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from newsstream.ingest.sources.feeds import FeedError, parse_feed
-from newsstream.ingest.sources.pages import page_outcome
+from newsstream.ingest.sources.feed import FeedError, parse_feed
+from newsstream.ingest.sources.page import page_outcome
 from newsstream.ingest.sources.push import openapi_document
 from newsstream.ingest.sources.registry import RegistryError, parse_registry
 from newsstream.ingest.sources.textutil import decode_body
-from newsstream.ingest.sources.ticker_feed import (
+from newsstream.ingest.sources.ticker import (
     TickerFormatError,
     rethread,
     ticker_events,

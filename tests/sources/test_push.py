@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiohttp import web
-from newsstream.core import topics
-from newsstream.core.config import Settings
+from newsstream.contract import topics
+from newsstream.platform.settings import Settings
 from newsstream.ingest.producer import RawEventProducer
 from newsstream.ingest.sources.push import (
     PushClient,

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 import typer
-from newsstream.core import topics
-from newsstream.core.config import Settings
+from newsstream.contract import topics
+from newsstream.platform.settings import Settings
 from newsstream.ingest.producer import RawEventProducer
-from newsstream.ingest.sources.replay import RateLimiter, replay
+from newsstream.ingest.sources.archive import RateLimiter, replay
 from newsstream.ingest.sources.state import SourceState
-from newsstream.ingest_cli import register
+from newsstream.cli.ingest import register
 from typer.testing import CliRunner
 
 from tests.sources.kafka_util import count_by_key, read_all
@@ -73,7 +73,7 @@ async def test_interrupted_replay_resumes_without_duplicates(fast_settings: Sett
 def test_ingest_dir_cli_pages_jsonl_and_bad_files(broker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     archive = tmp_path / "archive"
     (archive / "pages").mkdir(parents=True)
-    shutil.copy(ROOT / "services" / "samples" / "01_energy_battery_storage.txt", archive / "pages")
+    shutil.copy(ROOT / "services" / "newsstream" / "samples" / "01_energy_battery_storage.txt", archive / "pages")
     shutil.copy(FIX / "ar-1.html", archive / "pages")
     (archive / "pages" / "latin1.txt").write_bytes(b"caf\xe9 \xff")  # not UTF-8: a dead letter
     (archive / "pages" / "empty.html").write_text("<html><head></head></html>")  # no body: a dead letter
@@ -107,7 +107,7 @@ def test_sigterm_mid_replay_then_resume_emits_each_item_once(broker, tmp_path: P
     import sys
 
     archive = _jsonl(tmp_path / "big.jsonl", 80)
-    entry = ("import typer\nfrom newsstream.ingest_cli import register\n"
+    entry = ("import typer\nfrom newsstream.cli.ingest import register\n"
              "app, ingest = typer.Typer(), typer.Typer()\napp.add_typer(ingest, name='ingest')\n"
              "register(app, ingest)\napp(prog_name='newsstream')\n")
     cmd = [sys.executable, "-c", entry, "ingest", "dir", str(archive), "--bootstrap", broker.bootstrap,

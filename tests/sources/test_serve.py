@@ -9,10 +9,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from newsstream.core import topics
-from newsstream.core.config import Settings
+from newsstream.contract import topics
+from newsstream.platform.settings import Settings
 from newsstream.ingest.sources.registry import parse_registry
-from newsstream.ingest_cli import serve
+from newsstream.cli.ingest import serve
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.sources.kafka_util import read_all

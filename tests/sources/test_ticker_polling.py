@@ -13,7 +13,7 @@ import pytest
 from newsstream.ingest.sources import metrics as m
 from newsstream.ingest.sources.base import Source, language_code
 from newsstream.ingest.sources.http import Fetcher
-from newsstream.ingest.sources.pages import page_outcome
+from newsstream.ingest.sources.page import page_outcome
 from newsstream.ingest.sources.runner import Poller, PollError, SourceRunner
 from newsstream.ingest.sources.state import SourceState
 

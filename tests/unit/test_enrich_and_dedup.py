@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from newsstream.core.models import RawArticle, RawTickerItem
-from newsstream.process import dedup
-from newsstream.process.enrich import dedup_key, enrich, mark_duplicate
+from newsstream.contract.models import RawArticle, RawTickerItem
+from newsstream.dedup import exact as dedup
+from newsstream.dedup.exact import dedup_key, mark_duplicate
+from newsstream.enrich.item import enrich
 
 T0 = datetime(2026, 11, 25, 20, 35, tzinfo=timezone.utc)
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from newsstream.process.envelope import EnvelopeBuilder, EnvelopeItem, partition_for, read_envelope
+from newsstream.dedup.exact import partition_for
+from newsstream.worker.envelope import EnvelopeBuilder, EnvelopeItem, read_envelope
 
 
 def test_items_round_trip_per_partition_in_order() -> None:

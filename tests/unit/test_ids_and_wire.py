@@ -6,9 +6,9 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from newsstream.core import wire
-from newsstream.core.ids import article_id, content_hash, ticker_id
-from newsstream.core.models import RawArticle, RawTickerItem
+from newsstream.contract import wire
+from newsstream.contract.ids import article_id, content_hash, ticker_id
+from newsstream.contract.models import RawArticle, RawTickerItem
 
 T0 = datetime(2026, 11, 25, 19, 35, tzinfo=timezone.utc)
 

@@ -8,7 +8,7 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from newsstream.core.models import RawArticle, RawTickerItem
+from newsstream.contract.models import RawArticle, RawTickerItem
 from newsstream.ingest.events import event_from_json_line, events_from_page_text, resolve_clock_time
 
 SEED = Path(__file__).resolve().parents[3] / "shared" / "seeds" / "000_d53218aacc3a3954.txt"

@@ -1,11 +1,11 @@
-"""Tests for newsstream.core.text.language."""
+"""Tests for newsstream.text.language."""
 
 from __future__ import annotations
 
 import pytest
 
-from newsstream.core.text import language
-from newsstream.core.text.language import detect_language
+from newsstream.text import language
+from newsstream.text.language import detect_language
 
 ARABIC = "الخارجية التركية: إسرائيل تلعب دور المزعزع الاستراتيجي في المنطقة مما يؤدي إلى الفوضى"
 ENGLISH = "The foreign ministry said on Tuesday that the talks would resume in Geneva next week."

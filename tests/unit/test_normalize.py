@@ -1,4 +1,4 @@
-"""Tests for newsstream.core.text.normalize."""
+"""Tests for newsstream.text.normalize."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import unicodedata
 
 import pytest
 
-from newsstream.core.text import normalize as norm_module
-from newsstream.core.text.normalize import clean_text, normalize_text, word_count
+from newsstream.text import normalize as norm_module
+from newsstream.text.normalize import clean_text, normalize_text, word_count
 
 SEED_SENTENCE = (
     "أكّد وزير الخارجية الروسي، سيرغي لافروف، أنّ زعيمي روسيا والصين عازمان "
@@ -187,7 +187,7 @@ def test_idempotent_and_total_fuzz() -> None:
         assert normalize_text(normalized) == normalized, repr(text)
         assert normalize_text(cleaned) == normalized, repr(text)
         # Output must be storable and hashable as UTF-8, and never contain the
-        # \x1f separator that newsstream.core.ids joins hash parts with.
+        # \x1f separator that newsstream.contract.ids joins hash parts with.
         normalized.encode("utf-8")
         cleaned.encode("utf-8")
         assert "\x1f" not in normalized and "\x1f" not in cleaned

@@ -1,4 +1,4 @@
-"""Tests for newsstream.core.text.page (the page parser)."""
+"""Tests for newsstream.text.page (the page parser)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from pathlib import Path
 import pydantic
 import pytest
 
-from newsstream.core.ids import stable_hash
-from newsstream.core.text.normalize import normalize_text
-from newsstream.core.text.page import ParsedPage, ParsedTickerLine, parse_page
+from newsstream.contract.ids import stable_hash
+from newsstream.text.normalize import normalize_text
+from newsstream.text.page import ParsedPage, ParsedTickerLine, parse_page
 
 REPO = Path(__file__).parents[2]
 SEED = Path(__file__).parents[3] / "shared" / "seeds" / "000_d53218aacc3a3954.txt"
-SAMPLES = REPO / "services" / "samples"
+SAMPLES = REPO / "services" / "newsstream" / "samples"
 
 THREAD_ID_RE = re.compile(r"^th_[0-9a-f]{16}$")
 

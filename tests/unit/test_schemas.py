@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from newsstream.core.models import PUBLIC_MODELS
-from newsstream.core.schemas import schema_documents, write_schemas
+from newsstream.contract.models import PUBLIC_MODELS
+from newsstream.contract.schemas import schema_documents, write_schemas
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 

@@ -15,9 +15,9 @@ from typing import Any
 
 from faust.types import TP
 
-from newsstream.core.config import Settings
-from newsstream.process.app import build_app
-from newsstream.process.recovery import OrderedResumeRecovery
+from newsstream.platform.settings import Settings
+from newsstream.worker.app import build_app
+from newsstream.worker.recovery import OrderedResumeRecovery
 
 STREAM_TP = TP("newsstream-worker-placement", 0)
 CHANGELOG_TP = TP("newsstream-worker-placement-threads-changelog", 0)

@@ -1,3 +1,0 @@
-from newsstream.cli import app
-
-app()

@@ -1,7 +1,0 @@
-"""Structured enrichment, pure functions (no Kafka): entities linked to a
-gazetteer, quotes and speakers, times, IPTC topics, regions, urgency.
-
-Entry point: :func:`newsstream.core.enrich.pipeline.enrich_fields`. Models and
-lexicons live in ``data/`` (each with a model card) and are rebuilt with
-``python -m newsstream.core.enrich.build all``.
-"""

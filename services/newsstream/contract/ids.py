@@ -1,0 +1,41 @@
+"""Stable item ids: the same input always gets the same id.
+
+Ids are the Kafka message key and the primary key in every store, so
+re-ingesting a page or replaying an archive updates rows instead of adding
+new ones. They are derived from what identifies an item, never from the time
+it was fetched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from newsstream.text.normalize import normalize_text
+
+_SEP = "\x1f"  # ASCII unit separator: cannot occur in the parts we join
+
+
+def stable_hash(*parts: str | None, size: int = 16) -> str:
+    """Hex blake2b digest of the parts (None and "" are distinct from each other)."""
+    joined = _SEP.join("\x00" if p is None else p for p in parts)
+    return hashlib.blake2b(joined.encode("utf-8"), digest_size=size).hexdigest()
+
+
+def article_id(source: str, url: str | None, title: str, body: str) -> str:
+    """An article is identified by its URL when it has one (edits keep the id),
+    otherwise by its normalised content within its source."""
+    if url:
+        return "a_" + stable_hash("url", url.strip())
+    return "a_" + stable_hash("content", source.strip(), normalize_text(title), normalize_text(body))
+
+
+def ticker_id(source: str, published_at_iso: str, text: str, attribution: str | None) -> str:
+    """A ticker line is identified by its source, its resolved time and its words."""
+    return "t_" + stable_hash(
+        "ticker", source.strip(), published_at_iso, normalize_text(attribution or ""), normalize_text(text)
+    )
+
+
+def content_hash(normalized_text: str) -> str:
+    """Exact-duplicate key: equal normalised text, equal hash."""
+    return stable_hash("content", normalized_text, size=20)

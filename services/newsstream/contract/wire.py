@@ -1,0 +1,104 @@
+"""orjson on the wire: bytes <-> event models, and dead letters for what fails."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timezone
+from typing import TypeVar
+
+import orjson
+from pydantic import BaseModel, TypeAdapter
+
+from newsstream.contract.ids import stable_hash
+from newsstream.contract.models import DeadLetter, EnrichedEvent, RawEvent, StoryEvent
+
+M = TypeVar("M", bound=BaseModel)
+
+_raw_adapter: TypeAdapter[RawEvent] = TypeAdapter(RawEvent)
+_enriched_adapter: TypeAdapter[EnrichedEvent] = TypeAdapter(EnrichedEvent)
+
+
+def dumps(event: BaseModel) -> bytes:
+    # mode="json" turns datetimes into ISO 8601 strings; orjson then does the fast part.
+    return orjson.dumps(event.model_dump(mode="json"))
+
+
+def loads_raw(data: bytes | str) -> RawEvent:
+    """Parse and validate a raw event (article or ticker line). Raises on bad input."""
+    return _raw_adapter.validate_python(orjson.loads(data))
+
+
+def loads_enriched(data: bytes | str) -> EnrichedEvent:
+    return _enriched_adapter.validate_python(orjson.loads(data))
+
+
+def loads_dead_letter(data: bytes | str) -> DeadLetter:
+    return DeadLetter.model_validate(orjson.loads(data))
+
+
+def loads_story(data: bytes | str) -> StoryEvent:
+    return StoryEvent.model_validate(orjson.loads(data))
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def describe_error(exc: BaseException) -> tuple[str, str]:
+    """(reason, detail) for a dead letter: a short stable reason and readable detail."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, orjson.JSONDecodeError):
+        return "invalid_json", str(exc)
+    if isinstance(exc, ValidationError):
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()[:10]
+        )
+        return "validation_error", detail
+    if isinstance(exc, UnicodeDecodeError):
+        return "invalid_encoding", str(exc)
+    return "processing_error", f"{type(exc).__name__}: {exc}"
+
+
+def dead_letter(
+    payload: bytes | str,
+    *,
+    stage: str,
+    reason: str,
+    error: str,
+    source_topic: str | None = None,
+    source_partition: int | None = None,
+    source_offset: int | None = None,
+    input_ref: str | None = None,
+) -> DeadLetter:
+    """Wrap an input that could not be processed, keeping it byte-exact."""
+    if isinstance(payload, bytes):
+        try:
+            text, encoding = payload.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            text, encoding = base64.b64encode(payload).decode("ascii"), "base64"
+    else:
+        text, encoding = payload, "utf-8"
+    # The id depends on where the input came from too, so two different bad
+    # lines with equal text (e.g. two empty lines) are two dead letters.
+    locator = f"{source_topic}/{source_partition}/{source_offset}/{input_ref}"
+    return DeadLetter(
+        id="dl_" + stable_hash(stage, locator, text),
+        stage=stage,
+        reason=reason,
+        error=error[:2000],
+        source_topic=source_topic,
+        source_partition=source_partition,
+        source_offset=source_offset,
+        input_ref=input_ref,
+        payload=text,
+        payload_encoding=encoding,
+        failed_at=utcnow(),
+    )
+
+
+def dead_letter_for(payload: bytes | str, exc: BaseException, *, stage: str, **where: object) -> DeadLetter:
+    """The dead letter for an input that raised ``exc``; ``where`` locates it
+    (``source_topic``/``source_partition``/``source_offset`` or ``input_ref``)."""
+    reason, detail = describe_error(exc)
+    return dead_letter(payload, stage=stage, reason=reason, error=detail, **where)  # type: ignore[arg-type]

@@ -1,0 +1,426 @@
+"""Near-duplicate detection: MinHash LSH over word shingles of the normalised text. Pure: no Kafka here.
+
+An item is a near-duplicate of an earlier one when the estimated Jaccard
+similarity of their shingle sets (``shingle_words`` consecutive words of
+:func:`newsstream.text.normalize.normalize_text` output, punctuation
+dropped) reaches ``threshold``, and the earlier one was seen less than
+``window_s`` before it.
+
+State, like :mod:`newsstream.dedup.exact`, is plain mappings with
+JSON-able values, so that the worker can keep them in changelog-backed faust
+tables:
+
+* ``bands``: LSH band key (``kind:b<band>:<hex digest of the band's rows>``) ->
+  flat list ``[item_id, seen_at, item_id, seen_at, ...]``, oldest first (flat:
+  one list per band instead of one per entry, a third less memory). A band key is a uniform digest;
+  :func:`partition_for_band` routes it to a partition (the design of the
+  partitioned index is in ``docs/dedup.md``).
+* ``items``: item id -> ``[seen_at, kind, signature (base64 of uint32s),
+  duplicate_of, similarity, matched id]``: the signature to verify candidates
+  with, and the verdict once given, so that re-processing the same item after
+  a crash returns the same answer instead of calling it a duplicate of itself.
+* ``common``: ``kind:<digest of source and sentence>`` -> ``[items (exact
+  copies not counted) that carried it, last seen]``: per-source boilerplate sentences, left out of
+  the shingles once ``boilerplate_min_items`` earlier originals carried them.
+
+The MinHash signature comes from ``rensa`` (R-MinHash, Rust) by default;
+``datasketch`` is supported for comparison (``bench/dedup.py`` measures both).
+Both are deterministic across processes for a given ``(num_perm, seed)``: the
+band keys two workers compute for one text are the same.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import math
+import re
+from array import array
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "NearDupConfig",
+    "NearDupIndex",
+    "NearVerdict",
+    "band_keys",
+    "estimate_jaccard",
+    "jaccard",
+    "lsh_params",
+    "partition_for_band",
+    "shingles",
+    "signature",
+    "tokens",
+]
+
+# Words of normalised text: letters and digits in any script. Punctuation and
+# quote marks are not words, so an edit that only touches them is invisible.
+_WORD_RE = re.compile(r"[^\W_]+")
+# Sentence ends in normalised text (Arabic "؟" is "?" there; "،" is "," and does not end one).
+_SENTENCE_END_RE = re.compile(r"[.!?…]+\s")
+
+
+def tokens(normalized_text: str) -> list[str]:
+    """The words of an already normalised text."""
+    return _WORD_RE.findall(normalized_text)
+
+
+def shingles(normalized_text: str, size: int = 3) -> set[str]:
+    """Sets of ``size`` consecutive words; a text shorter than that is one shingle."""
+    words = tokens(normalized_text)
+    if len(words) <= size:
+        return {" ".join(words)} if words else set()
+    return {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)}
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    union = len(a | b)
+    return len(a & b) / union if union else 0.0
+
+
+# --------------------------------------------------------------------------
+# LSH parameters
+# --------------------------------------------------------------------------
+
+
+def _integrate(f: Callable[[float], float], a: float, b: float, steps: int = 200) -> float:
+    h = (b - a) / steps
+    return sum(f(a + (i + 0.5) * h) for i in range(steps)) * h
+
+
+def lsh_params(threshold: float, num_perm: int, fp_weight: float = 0.5, fn_weight: float = 0.5) -> tuple[int, int]:
+    """(bands, rows) with bands * rows <= num_perm minimising the weighted
+    false-positive and false-negative probability mass around ``threshold``
+    (the same criterion as datasketch's ``MinHashLSH``)."""
+    best, best_err = (1, num_perm), math.inf
+    for bands in range(1, num_perm + 1):
+        for rows in range(1, num_perm // bands + 1):
+            fp = _integrate(lambda s, r=rows, b=bands: 1 - (1 - s**r) ** b, 0.0, threshold)
+            fn = _integrate(lambda s, r=rows, b=bands: (1 - s**r) ** b, threshold, 1.0)
+            err = fp_weight * fp + fn_weight * fn
+            if err < best_err:
+                best, best_err = (bands, rows), err
+    return best
+
+
+# --------------------------------------------------------------------------
+# Signatures
+# --------------------------------------------------------------------------
+
+
+def _rensa_signer(num_perm: int, seed: int) -> Callable[[Iterable[str]], array]:
+    from rensa import RMinHash
+
+    def sign(items: Iterable[str]) -> array:
+        m = RMinHash(num_perm, seed)
+        m.update(list(items))
+        return array("I", m.digest())
+
+    return sign
+
+
+def _datasketch_signer(num_perm: int, seed: int) -> Callable[[Iterable[str]], array]:
+    from datasketch import MinHash
+
+    def sign(items: Iterable[str]) -> array:
+        m = MinHash(num_perm=num_perm, seed=seed)
+        m.update_batch([s.encode("utf-8") for s in items])
+        return array("I", m.hashvalues.astype("uint32").tobytes())
+
+    return sign
+
+
+SIGNERS: dict[str, Callable[[int, int], Callable[[Iterable[str]], array]]] = {
+    "rensa": _rensa_signer,
+    "datasketch": _datasketch_signer,
+}
+
+
+def signature(items: Iterable[str], num_perm: int = 128, seed: int = 1, backend: str = "rensa") -> array:
+    """MinHash signature (uint32 array of ``num_perm`` values) of a set of strings."""
+    return SIGNERS[backend](num_perm, seed)(items)
+
+
+def estimate_jaccard(a: Sequence[int], b: Sequence[int]) -> float:
+    """Fraction of equal signature positions: the MinHash estimate of the Jaccard similarity."""
+    if len(a) != len(b) or not len(a):
+        raise ValueError("signatures of different or zero length")
+    # numpy: ~2 µs for 128 positions where a Python loop takes ~30 µs.
+    va = a if isinstance(a, np.ndarray) else np.asarray(a, dtype=np.uint32)
+    vb = b if isinstance(b, np.ndarray) else np.asarray(b, dtype=np.uint32)
+    return int(np.count_nonzero(va == vb)) / len(va)
+
+
+def band_keys(sig: array, bands: int, rows: int, namespace: str = "") -> list[str]:
+    """One key per band: ``namespace:b<band>:<digest of the band's values>``."""
+    raw = sig.tobytes()
+    width = rows * sig.itemsize
+    return [
+        f"{namespace}:b{band}:{hashlib.blake2b(raw[band * width : (band + 1) * width], digest_size=8).hexdigest()}"
+        for band in range(bands)
+    ]
+
+
+def partition_for_band(band_key: str, partitions: int) -> int:
+    """Partition of a band key: its digest is uniform, like a content hash."""
+    return int(band_key.rpartition(":")[2][:8], 16) % partitions
+
+
+def _pairs(entries: object) -> Iterator[tuple[str, float]]:
+    """(item id, seen at) of a band's flat entry list ``[id, at, id, at, ...]``."""
+    if not entries:
+        return
+    flat = list(entries)  # type: ignore[call-overload]
+    for k in range(0, len(flat) - 1, 2):
+        yield str(flat[k]), float(flat[k + 1])
+
+
+def _flat(pairs: Iterable[tuple[str, float]]) -> list[object]:
+    return [x for pair in pairs for x in pair]
+
+
+def _pack(sig: array) -> str:
+    return base64.b64encode(sig.tobytes()).decode("ascii")
+
+
+@functools.lru_cache(maxsize=50_000)
+def _unpack(packed: str) -> np.ndarray:
+    # Cached: the same candidates are verified again and again while they are in the window.
+    return np.frombuffer(base64.b64decode(packed), dtype=np.uint32)
+
+
+# --------------------------------------------------------------------------
+# The index
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NearDupConfig:
+    threshold: float = 0.5  # estimated Jaccard of the shingle sets
+    window_s: float = 48 * 3600.0  # how long an item can be matched
+    num_perm: int = 128
+    shingle_words: int = 3
+    seed: int = 1
+    backend: str = "rensa"
+    # Texts with fewer words are not indexed: a three-word line shares its
+    # only shingle with every line that says the same three words.
+    min_words: int = 4
+    # Short texts (ticker lines) use shorter shingles: one changed word in a
+    # 15-word line removes 3 of 13 three-word shingles but only 2 of 14 pairs.
+    short_text_words: int = 30
+    short_shingle_words: int = 2
+    # A sentence (5+ words) that already appeared in this many earlier
+    # (not exactly duplicated) items of the same source is boilerplate of that source ("follow us on...")
+    # and is left out of the shingles; 0 turns the filter off.
+    boilerplate_min_items: int = 3
+    boilerplate_min_sentence_words: int = 5
+    # Weight of missed pairs against spurious candidates when choosing bands x
+    # rows: candidates are verified on the signature anyway, so a spurious one
+    # costs a comparison while a missed one is a missed duplicate. At 0.9 and a
+    # 0.5 threshold this gives 32 bands of 4 rows: 99.9% of pairs with Jaccard
+    # >= 0.55 share a band (25 x 5, the balanced choice: 95%).
+    fn_weight: float = 0.9
+    # Items kept per band key (the newest): bounds the candidates verified per item.
+    max_band_entries: int = 32
+
+    @cached_property
+    def bands_rows(self) -> tuple[int, int]:
+        return lsh_params(self.threshold, self.num_perm, fp_weight=1 - self.fn_weight, fn_weight=self.fn_weight)
+
+
+class NearVerdict(NamedTuple):
+    duplicate_of: str | None  # the first item this one copies (root of the match), None if original
+    similarity: float  # estimated Jaccard with the matched item (0.0 when none)
+    matched: str | None  # the item that matched (may itself be a near-duplicate of duplicate_of)
+
+
+class StateWrite(NamedTuple):
+    """A write the worker must also send to a changelog: (table, key, value or None)."""
+
+    table: str  # "bands" or "items"
+    key: str
+    value: object
+
+
+class NearDupIndex:
+    """MinHash LSH with a time window over two mappings (see the module doc).
+
+    The mappings default to dicts; the worker passes faust table data and
+    sends the returned :class:`StateWrite` s to their changelogs.
+    """
+
+    def __init__(
+        self,
+        config: NearDupConfig = NearDupConfig(),
+        bands: MutableMapping[str, object] | None = None,
+        items: MutableMapping[str, object] | None = None,
+        common: MutableMapping[str, object] | None = None,
+    ) -> None:
+        self.config = config
+        self.bands: MutableMapping[str, object] = {} if bands is None else bands
+        self.items: MutableMapping[str, object] = {} if items is None else items
+        self.common: MutableMapping[str, object] = {} if common is None else common
+        self._sign = SIGNERS[config.backend](config.num_perm, config.seed)
+        self._bands, self._rows = config.bands_rows
+
+    def signature_of(self, normalized_text: str) -> array | None:
+        words = tokens(normalized_text)
+        if len(words) < self.config.min_words:
+            return None
+        size = self.config.short_shingle_words if len(words) < self.config.short_text_words else self.config.shingle_words
+        return self._sign(shingles(normalized_text, size))
+
+    # -- per-source boilerplate --------------------------------------------
+
+    def _sentence_keys(self, kind: str, source: str, normalized_text: str) -> list[tuple[str, str]]:
+        """(sentence, state key) for the sentences long enough to count as boilerplate."""
+        out = []
+        for sentence in _SENTENCE_END_RE.split(normalized_text):
+            sentence = sentence.strip()
+            if len(tokens(sentence)) >= self.config.boilerplate_min_sentence_words:
+                digest = hashlib.blake2b(f"{source}\x1f{sentence}".encode(), digest_size=8).hexdigest()
+                out.append((sentence, f"{kind}:{digest}"))
+        return out
+
+    def _without_boilerplate(self, sentences: list[tuple[str, str]], normalized_text: str, now: float) -> str:
+        cfg = self.config
+        common = set()
+        for _sentence, key in sentences:
+            entry = self.common.get(key)
+            if entry is not None and entry[0] >= cfg.boilerplate_min_items and now - float(entry[1]) <= cfg.window_s:
+                common.add(key)
+        if not common:
+            return normalized_text
+        kept = " ".join(sentence for sentence, key in sentences if key not in common)
+        # Nothing much left: the item *is* (mostly) its boilerplate; compare it whole.
+        return kept if len(tokens(kept)) >= cfg.min_words else normalized_text
+
+    def check_and_add(
+        self,
+        item_id: str,
+        kind: str,
+        normalized_text: str,
+        now: float,
+        exact_of: str | None = None,
+        source: str | None = None,
+    ) -> tuple[NearVerdict, list[StateWrite]]:
+        """Decide whether the item near-duplicates an earlier one within the window, and index it.
+
+        ``exact_of`` is the exact-dedup verdict: an exact copy is a duplicate of
+        that item's root with similarity 1.0 and is not indexed (its signature
+        is its first's). With ``source``, sentences that are boilerplate of that
+        source are left out of the shingles. Idempotent per item id while the
+        item is in the window.
+        """
+        stored = self.items.get(item_id)
+        if stored is not None:
+            _, _, _, dup, sim, matched = stored  # type: ignore[misc]
+            return NearVerdict(dup, float(sim), matched), []
+        if exact_of is not None:
+            return NearVerdict(self.root_of(exact_of), 1.0, exact_of), []
+
+        sentences: list[tuple[str, str]] = []
+        text = normalized_text
+        if source is not None and self.config.boilerplate_min_items:
+            sentences = self._sentence_keys(kind, source, normalized_text)
+            text = self._without_boilerplate(sentences, normalized_text, now)
+        sig = self.signature_of(text)
+        if sig is None:
+            return NearVerdict(None, 0.0, None), []
+        keys = band_keys(sig, self._bands, self._rows, kind)
+        sig_np = np.frombuffer(sig, dtype=np.uint32)
+        window = self.config.window_s
+        best: tuple[float, float, str] | None = None  # (-similarity, seen_at, id): best first
+        seen: set[str] = set()
+        for key in keys:
+            for cand_id, seen_at in _pairs(self.bands.get(key)):
+                if cand_id in seen or cand_id == item_id or now - float(seen_at) > window:
+                    continue
+                seen.add(cand_id)
+                cand = self.items.get(cand_id)
+                if cand is None:
+                    continue
+                sim = estimate_jaccard(sig_np, _unpack(cand[2]))  # type: ignore[index]
+                if sim >= self.config.threshold:
+                    rank = (-sim, float(seen_at), cand_id)
+                    if best is None or rank < best:
+                        best = rank
+        if best is None:
+            verdict = NearVerdict(None, 0.0, None)
+        else:
+            verdict = NearVerdict(self.root_of(best[2]), -best[0], best[2])
+
+        writes: list[StateWrite] = []
+        for key in keys:
+            entries = _flat((i, t) for i, t in _pairs(self.bands.get(key)) if now - t <= window)
+            entries += (item_id, now)
+            # The newest max_band_entries only: a template repeated all day (one
+            # ticker formula) would otherwise put every item in the same bands and
+            # make each new item verify against all of them (quadratic).
+            entries = entries[-2 * self.config.max_band_entries :]
+            self.bands[key] = entries
+            writes.append(StateWrite("bands", key, entries))
+        value = [now, kind, _pack(sig), verdict.duplicate_of, verdict.similarity, verdict.matched]
+        self.items[item_id] = value
+        writes.append(StateWrite("items", item_id, value))
+        # Exact copies never get here, so one text republished does not make its
+        # sentences boilerplate; a near copy from the same source counts.
+        if sentences:
+            for key in dict.fromkeys(key for _, key in sentences):
+                entry = self.common.get(key)
+                count = int(entry[0]) + 1 if entry is not None and now - float(entry[1]) <= self.config.window_s else 1
+                self.common[key] = [count, now]
+                writes.append(StateWrite("common", key, [count, now]))
+        return verdict, writes
+
+    def rebuild_bands(self) -> int:
+        """Rebuild the band index from ``items``; returns the items indexed.
+
+        The bands are a function of the stored signatures, so the worker keeps
+        them in memory only and rebuilds them after it recovers ``items`` from
+        its changelog: writing them would cost 32 changelog records per item
+        (most of the stage's changelog traffic) for nothing a restart needs.
+        """
+        self.bands.clear()
+        for at, item_id, kind, packed in sorted((float(v[0]), i, v[1], v[2]) for i, v in self.items.items()):  # type: ignore[index]
+            sig = array("I")
+            sig.frombytes(base64.b64decode(packed))
+            for key in band_keys(sig, self._bands, self._rows, kind):
+                entries = self.bands.get(key)
+                self.bands[key] = [*(entries or ()), item_id, at][-2 * self.config.max_band_entries :]  # type: ignore[misc]
+        return len(self.items)
+
+    def root_of(self, item_id: str) -> str:
+        """The first item of a duplicate chain (the item itself when it is not a duplicate)."""
+        stored = self.items.get(item_id)
+        if stored is not None and stored[3]:  # type: ignore[index]
+            return str(stored[3])  # type: ignore[index]
+        return item_id
+
+    def expire(self, now: float) -> Iterator[StateWrite]:
+        """Drop everything older than the window; yields the deletions (value None) and rewrites."""
+        window = self.config.window_s
+        for item_id, value in list(self.items.items()):
+            if now - float(value[0]) > window:  # type: ignore[index]
+                del self.items[item_id]
+                yield StateWrite("items", item_id, None)
+        for key, entries in list(self.bands.items()):
+            kept = _flat((i, t) for i, t in _pairs(entries) if now - t <= window)
+            if not kept:
+                del self.bands[key]
+                yield StateWrite("bands", key, None)
+            elif len(kept) != len(entries):  # type: ignore[arg-type]
+                self.bands[key] = kept
+                yield StateWrite("bands", key, kept)
+        for key, value in list(self.common.items()):
+            if now - float(value[1]) > window:  # type: ignore[index]
+                del self.common[key]
+                yield StateWrite("common", key, None)
+
+    def __len__(self) -> int:
+        return len(self.items)

@@ -1,0 +1,447 @@
+"""Stories: items about one event, from any outlet, clustered in the stream. Pure: no Kafka here.
+
+An item (article, ticker line) joins the story it is most similar to, if that
+story was active less than ``window_s`` ago and the similarity reaches
+``threshold``; otherwise it founds a story. Shortcuts come first: an exact or
+near-duplicate joins the story of the item it copies, a ticker line joins the
+story of its thread.
+
+Similarity of an item to a story is the best :func:`pair_similarity` between
+the item and the story's *profiles* (the term sets of its founding member and
+its most recent members), scaled down linearly with the time since the story
+was last active (``time_decay`` at the window's edge). :func:`pair_similarity`
+is the mean of the Jaccard and the overlap coefficient of the two items'
+*content terms* (normalised words of title and text without stop words, Arabic
+article/conjunction prefixes stripped), each term weighted by its inverse
+document frequency in the stream so far, plus ``entity_weight`` times the
+(IDF-weighted) Jaccard of their entity keys when both have entities. The same
+function scores ``newsstream eval pairs``. Short texts (ticker lines) need
+``short_threshold``; two items with headlines must share a headline term.
+Every default was measured: see ``docs/dedup.md``.
+
+Candidate stories are found through an inverted index (term -> stories whose
+profiles contain it); terms in more than ``max_postings`` stories are too
+common to find candidates with.
+
+State is one mapping with JSON-able values (a changelog-backed table in the
+worker; ``docs/dedup.md`` explains why stories run on one partition):
+
+* ``s:<story_id>`` -> story dict (``profiles`` are internal; the rest is the
+  public event, :class:`newsstream.contract.models.StoryEvent`)
+* ``w:<term>`` -> ``[[story_id, last_seen], ...]``
+* ``d:<term>`` / ``e:<entity>`` -> ``[document frequency, last seen]``; ``n`` -> documents seen
+* ``i:<item_id>`` -> story_id (idempotence: a re-processed item creates no story)
+* ``h:<thread_id>`` -> story_id
+
+The story id is derived from the founding item's id, so replaying the same
+stream gives the same ids.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from collections import Counter
+from collections.abc import (
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+    Sequence,
+)
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, NamedTuple
+
+from newsstream.contract.ids import stable_hash
+from newsstream.contract.models import StoryEvent, StoryMember
+from newsstream.text.normalize import normalize_text
+
+__all__ = [
+    "Stories",
+    "StoryConfig",
+    "StoryEvent",
+    "StoryMember",
+    "content_terms",
+    "hash_terms",
+    "idf_weight",
+    "pair_similarity",
+]
+
+_WORD_RE = re.compile(r"[^\W\d_]{3,}")
+
+# Function words (Arabic, and the main languages of the shared pairs), written
+# plainly and normalised like the text. Not a linguistic resource: a short list
+# of the words that carry no topic and appear in almost every article.
+_STOP_WORDS_RAW = """
+في من على إلى الى عن مع أن إن ان كان كانت يكون قال وقال قالت وقالت التي الذي الذين اللذين هذا هذه ذلك تلك هناك هنا
+بين بعد قبل حتى ثم أو او لا لم لن ما ماذا كما إلا الا عند منذ خلال حيث كل أي اي تم قد وقد لقد هو هي هم هن نحن انت
+نحو ضد حول دون لدى غير أيضا ايضا وفي ومن وعلى والى وإلى وأن وان فإن فان بأن بان لأن لان كما وكان وكانت وهو وهي ولا
+عام اليوم امس أمس يوم الى أكثر اكثر أقل اقل مثل بعض جميع عدد أول اول آخر اخر كلا مما عندما بينما إذا اذا لكن ولكن
+أنه انه أنها انها إنه انه الذي وأضاف واضاف أضاف اضاف وأكد واكد أكد اكد وأشار واشار أشار اشار يذكر ويذكر وفق وفقا
+خبر اخبار أخبار عربية عربي بي سي نيوز سكاي فرانس سي ان العربية
+the and for that with was were are this from have has had not but his her they their its which who will would been
+said also after into over more than about when there what can one two new all out she him them our your you
+der die das und den dem des ein eine einer eines nicht mit von auf ist sich auch als für wie bei aus nach
+los las del que por con una para por como más sus les des une pour dans sur par est qui aux avec
+ve bir bu ile için olarak daha gibi kadar ise nie się jest oraz jak ale tak przez dla
+"""
+STOP_WORDS: frozenset[str] = frozenset(normalize_text(_STOP_WORDS_RAW).split())
+
+# Arabic proclitics before the article: "والحرب", "بالحرب", "للحرب" -> "حرب".
+_AR_PREFIXES = ("وال", "بال", "فال", "كال", "لل", "ال")
+
+
+def _stem(word: str) -> str:
+    for prefix in _AR_PREFIXES:
+        if word.startswith(prefix) and len(word) - len(prefix) >= 3:
+            return word[len(prefix) :]
+    return word
+
+
+def content_terms(normalized_text: str) -> set[str]:
+    """Topic-bearing words of an already normalised text (letters only, 3+ characters)."""
+    return {_stem(w) for w in _WORD_RE.findall(normalized_text) if w not in STOP_WORDS}
+
+
+def hash_terms(terms: Iterable[str]) -> list[int]:
+    # crc32 is stable across processes (unlike hash()) and compact in the state.
+    return sorted({zlib.crc32(t.encode("utf-8")) for t in terms})
+
+
+# An overlap over fewer terms than this says little (two ticker lines sharing
+# three words are not one story because of it).
+_MIN_OVERLAP_DENOM = 8
+
+
+def pair_similarity(
+    a: set[Any] | Sequence[Any],
+    b: set[Any] | Sequence[Any],
+    a_entities: Iterable[str] = (),
+    b_entities: Iterable[str] = (),
+    entity_weight: float = 0.3,
+    weight: Mapping[Any, float] | None = None,
+    entity_idf: Mapping[str, float] | None = None,
+) -> float:
+    """Text similarity of two items' content terms (mean of Jaccard and overlap), plus shared entities.
+
+    ``weight`` gives each term a weight (an inverse document frequency); without
+    it every term counts 1.
+    """
+    sa, sb = set(a), set(b)
+    if not sa or not sb:
+        return 0.0
+    if weight is None:
+        inter, wa, wb, floor = len(sa & sb), len(sa), len(sb), float(_MIN_OVERLAP_DENOM)
+    else:
+        w = weight.__getitem__
+        inter = sum(map(w, sa & sb))
+        wa, wb = sum(map(w, sa)), sum(map(w, sb))
+        floor = _MIN_OVERLAP_DENOM * (wa / len(sa) + wb / len(sb)) / 2
+    union = wa + wb - inter
+    jac = inter / union if union else 0.0
+    ovl = inter / max(min(wa, wb), floor)
+    score = (jac + ovl) / 2
+    ea, eb = set(a_entities), set(b_entities)
+    if ea and eb and entity_weight:
+        if entity_idf is None:
+            score += entity_weight * len(ea & eb) / len(ea | eb)
+        else:  # an entity every story names (a country at war) says little
+            e = entity_idf.__getitem__
+            score += entity_weight * sum(map(e, ea & eb)) / sum(map(e, ea | eb))
+    return min(score, 1.0)
+
+
+class _Idf(dict):  # type: ignore[type-arg]
+    """term -> weight, computed on first use."""
+
+    def __init__(self, doc_freq: Callable[[Any], int], docs: int) -> None:
+        super().__init__()
+        self._doc_freq, self._docs = doc_freq, docs
+
+    def __missing__(self, term: Any) -> float:
+        w = self[term] = math.log(1.0 + self._docs / max(1, self._doc_freq(term)))
+        return w
+
+
+def idf_weight(doc_freq: Callable[[Any], int], docs: int) -> Mapping[Any, float]:
+    """Smoothed inverse document frequency ``log(1 + docs / df)`` (df at least 1), as a lazy mapping."""
+    return _Idf(doc_freq, docs)
+
+
+@dataclass(frozen=True)
+class StoryConfig:
+    threshold: float = 0.2
+    window_s: float = 24 * 3600.0  # a story silent for longer takes no new members
+    time_decay: float = 0.25  # similarity is scaled by 1 - time_decay * (idle time / window)
+    ttl_s: float = 72 * 3600.0  # a story silent for this long is forgotten (no more updates)
+    profiles: int = 6  # term sets kept per story: the founder's and the most recent ones
+    max_postings: int = 40  # a term in more stories than this does not find candidates
+    max_candidates: int = 10  # candidates scored per item (most shared terms first)
+    min_shared_terms: int = 2
+    entity_weight: float = 0.1  # with the current NER, 0.2 and more chain stories (docs/dedup.md)
+    # Members listed in the state and the event: the founder and the newest
+    # ones (member_count keeps counting). Every event carries the list, so it
+    # bounds the event size (~200 bytes a member) and the cost of an update.
+    max_members: int = 100
+    # Entities are weighted by inverse document frequency too (state "e:<key>").
+    entity_idf: bool = True
+    # Two items that both name entities join only if they name a common one.
+    entity_gate: bool = False  # measured: no gain on the ANT stream, and NER misses on ticker lines split stories
+    idf: bool = True  # weight terms by inverse document frequency over the stream seen so far
+    # Items with fewer content terms than this (ticker lines) need short_threshold.
+    short_terms: int = 15
+    short_threshold: float = 0.3
+    # Two items that both have a headline join only if their headlines share a
+    # content term: keeps "football results of the weekend" apart.
+    title_gate: bool = True
+
+
+class StoryUpdate(NamedTuple):
+    story_id: str
+    event: StoryEvent | None  # None when the item was already placed (re-processing)
+    similarity: float
+    joined_by: str
+
+
+def _ts(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)
+
+
+class Stories:
+    def __init__(self, config: StoryConfig = StoryConfig(), state: MutableMapping[str, Any] | None = None) -> None:
+        self.config = config
+        self.state: MutableMapping[str, Any] = {} if state is None else state
+
+    # -- placement -------------------------------------------------------
+
+    def assign(
+        self,
+        *,
+        item_id: str,
+        kind: Literal["article", "ticker"],
+        source: str,
+        at: float,
+        title: str,
+        normalized_text: str,
+        duplicate_of: str | None = None,
+        duplicate_similarity: float = 0.0,
+        thread_id: str | None = None,
+        thread_headline: str | None = None,
+        entities: Iterable[str] = (),
+        topics: Iterable[str] = (),
+    ) -> StoryUpdate:
+        """Place one item (in time order) in a story; returns the story event to publish."""
+        st, cfg = self.state, self.config
+        known = st.get(f"i:{item_id}")
+        if known is not None and f"s:{known}" in st:
+            return StoryUpdate(known, None, 0.0, "known")
+
+        entities = sorted(set(entities))
+        story_id: str | None = None
+        similarity, joined_by = 1.0, "founder"
+        if duplicate_of is not None and (sid := st.get(f"i:{duplicate_of}")) and f"s:{sid}" in st:
+            story_id, similarity, joined_by = sid, duplicate_similarity or 1.0, "duplicate"
+        elif thread_id is not None and (sid := st.get(f"h:{thread_id}")) and f"s:{sid}" in st:
+            story_id, similarity, joined_by = sid, 1.0, "thread"
+
+        title_ids = hash_terms(content_terms(normalize_text(title))) if title else []
+        term_ids = sorted(set(hash_terms(content_terms(normalized_text))) | set(title_ids))
+        if story_id is None:
+            best = self._best_candidate(term_ids, title_ids, entities, at)
+            if best is not None:
+                story_id, similarity, joined_by = best[1], best[0], "similarity"
+
+        created = story_id is None
+        if story_id is None:
+            story_id = "st_" + stable_hash("story", item_id)[:16]
+            story: dict[str, Any] = {
+                "story_id": story_id,
+                "revision": 0,
+                "headline": "",
+                "headline_kind": None,
+                "first_seen": at,
+                "last_seen": at,
+                "member_count": 0,
+                "members": [],
+                "sources": [],
+                "entities": {},
+                "topics": [],
+                "profiles": [],
+            }
+        else:
+            story = dict(st[f"s:{story_id}"])
+
+        member = {
+            "id": item_id, "kind": kind, "source": source, "at": at, "duplicate_of": duplicate_of,
+            "similarity": round(similarity, 4), "joined_by": joined_by,
+        }
+        members = [*story["members"], member]
+        if len(members) > cfg.max_members:
+            members = [members[0], *members[-(cfg.max_members - 1) :]]
+        story["members"] = members
+        story["member_count"] += 1
+        story["revision"] += 1
+        story["first_seen"] = min(story["first_seen"], at)
+        story["last_seen"] = max(story["last_seen"], at)
+        if source not in story["sources"]:
+            story["sources"] = sorted([*story["sources"], source])
+        if entities:
+            counts = Counter(story["entities"])
+            counts.update(entities)
+            story["entities"] = dict(counts.most_common(50))
+        if topics:
+            story["topics"] = sorted(set(story["topics"]) | set(topics))
+        # Headline: the newest original article's title; a story of ticker lines only
+        # takes its thread's headline (or the line).
+        if kind == "article" and duplicate_of is None and title.strip():
+            story["headline"], story["headline_kind"] = title.strip(), "article"
+        elif story["headline_kind"] != "article" and (kind == "ticker" or not story["headline"]):
+            story["headline"] = thread_headline or title.strip() or normalized_text[:120]
+            story["headline_kind"] = kind if kind == "ticker" else story["headline_kind"]
+
+        if duplicate_of is None and term_ids:
+            if cfg.idf:
+                st["n"] = st.get("n", 0) + 1
+                for term in term_ids:
+                    df = st.get(f"d:{term}")
+                    st[f"d:{term}"] = [(df[0] if df else 0) + 1, at]
+            if cfg.entity_idf:
+                for entity in entities:
+                    df = st.get(f"e:{entity}")
+                    st[f"e:{entity}"] = [(df[0] if df else 0) + 1, at]
+            profiles = [*story["profiles"], [item_id, term_ids, entities, title_ids]]
+            if len(profiles) > cfg.profiles:  # keep the founder and the newest ones
+                profiles = [profiles[0], *profiles[-(cfg.profiles - 1) :]]
+            story["profiles"] = profiles
+            for term in term_ids:
+                key = f"w:{term}"
+                postings = [p for p in (st.get(key) or ()) if p[0] != story_id and at - p[1] <= cfg.window_s]
+                postings.append([story_id, at])
+                # A term in more than max_postings stories finds no candidates, so
+                # its newest max_postings + 1 entries say all there is to know;
+                # without the cap a common word's list (and the cost of updating
+                # it, and its changelog record) grew with every item of the window.
+                st[key] = postings[-(cfg.max_postings + 1) :]
+        st[f"s:{story_id}"] = story
+        st[f"i:{item_id}"] = story_id
+        if thread_id is not None:
+            st[f"h:{thread_id}"] = story_id
+        return StoryUpdate(story_id, self.event_of(story, "created" if created else "updated", item_id), similarity, joined_by)
+
+    def _best_candidate(
+        self, term_ids: list[int], title_ids: list[int], entities: list[str], at: float
+    ) -> tuple[float, str] | None:
+        st, cfg = self.state, self.config
+        shared: Counter[str] = Counter()
+        for term in term_ids:
+            postings = st.get(f"w:{term}")
+            if not postings or len(postings) > cfg.max_postings:
+                continue
+            for sid, last in postings:
+                if 0 <= at - last <= cfg.window_s or last > at:
+                    shared[sid] += 1
+        best: tuple[float, str] | None = None
+        weight = self._weight()
+        entity_idf = self._entity_weight() if entities else None
+        # A short text (a ticker line) shares few words with anything: it needs a closer match.
+        threshold = cfg.threshold if len(term_ids) >= cfg.short_terms else cfg.short_threshold
+        for sid, count in shared.most_common(cfg.max_candidates):
+            if count < cfg.min_shared_terms:
+                break
+            story = st.get(f"s:{sid}")
+            if story is None:
+                continue
+            idle = max(0.0, at - story["last_seen"])
+            if idle > cfg.window_s:
+                continue
+            if cfg.entity_gate and entities:
+                story_entities = {e for prof in story["profiles"] for e in prof[2]}
+                if story_entities and story_entities.isdisjoint(entities):
+                    continue
+            if cfg.title_gate and title_ids:
+                story_titles = {t for prof in story["profiles"] for t in prof[3]}
+                if story_titles and story_titles.isdisjoint(title_ids):
+                    continue
+            sim = max(
+                pair_similarity(term_ids, prof[1], entities, prof[2], cfg.entity_weight, weight, entity_idf)
+                for prof in story["profiles"]
+            ) * (1.0 - cfg.time_decay * idle / cfg.window_s)
+            if sim >= threshold and (best is None or sim > best[0] or (sim == best[0] and sid < best[1])):
+                best = (sim, sid)
+        return best
+
+    def _entity_weight(self) -> Mapping[str, float] | None:
+        return self._idf("e:") if self.config.entity_idf else None
+
+    def _weight(self) -> Mapping[Any, float] | None:
+        return self._idf("d:") if self.config.idf else None
+
+    def _idf(self, prefix: str) -> Mapping[Any, float]:
+        """IDF weights from the document frequencies kept under ``prefix`` (``d:`` terms, ``e:`` entities)."""
+        state = self.state
+
+        def doc_freq(key: Any) -> int:
+            df = state.get(f"{prefix}{key}")
+            return df[0] if df else 1
+
+        return idf_weight(doc_freq, max(1, state.get("n", 0)))
+
+    # -- events and upkeep -------------------------------------------------
+
+    @staticmethod
+    def event_of(story: dict[str, Any], event: Literal["created", "updated"], trigger_id: str) -> StoryEvent:
+        return StoryEvent(
+            story_id=story["story_id"],
+            event=event,
+            revision=story["revision"],
+            headline=story["headline"],
+            first_seen=_ts(story["first_seen"]),
+            last_seen=_ts(story["last_seen"]),
+            member_count=story["member_count"],
+            # model_construct: the members come from our own state, already valid;
+            # validating 500 of them per event cost ~1 ms.
+            members=[StoryMember.model_construct(**{**m, "at": _ts(m["at"])}) for m in story["members"]],
+            sources=story["sources"],
+            entities=list(story["entities"])[:20],
+            topics=story["topics"],
+            trigger_id=trigger_id,
+        )
+
+    def current_event(self, story_id: str, trigger_id: str) -> StoryEvent | None:
+        """The story's current state as an ``updated`` event (None if it is not held)."""
+        story = self.state.get(f"s:{story_id}")
+        return None if story is None else self.event_of(story, "updated", trigger_id)
+
+    def stories(self) -> Iterator[dict[str, Any]]:
+        for key, value in self.state.items():
+            if key.startswith("s:"):
+                yield value
+
+    def expire(self, now: float) -> Iterator[str]:
+        """Forget stories silent for ``ttl_s`` and their index entries; yields deleted keys."""
+        cfg = self.config
+        dead = {v["story_id"] for k, v in list(self.state.items()) if k.startswith("s:") and now - v["last_seen"] > cfg.ttl_s}
+        for key, value in list(self.state.items()):
+            if key.startswith("s:"):
+                if value["story_id"] in dead:
+                    del self.state[key]
+                    yield key
+            elif key == "n":
+                continue
+            elif key.startswith(("d:", "e:")):
+                if now - value[1] > cfg.ttl_s:
+                    del self.state[key]
+                    yield key
+            elif key.startswith("w:"):
+                kept = [p for p in value if p[0] not in dead and now - p[1] <= cfg.window_s]
+                if not kept:
+                    del self.state[key]
+                    yield key
+                elif len(kept) != len(value):
+                    self.state[key] = kept
+            elif value in dead:
+                del self.state[key]
+                yield key

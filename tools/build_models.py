@@ -1,0 +1,422 @@
+"""Rebuild the compact models in ``data/`` from the shared data sets.
+
+One command rebuilds everything (training-only dependencies: scikit-learn,
+python-crfsuite)::
+
+    .venv/bin/python -m newsstream.enrich.build all
+
+or one part: ``gazetteer``, ``clusters``, ``names``, ``ner`` (needs the three
+before it), ``topics``; ``ner-cv`` and ``topics-cv`` print cross-validated
+figures. The data are read by path
+from ``<repo>/../shared/data`` (override with ``NEWSSTREAM_SHARED_DATA``) and
+never copied into the repository.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+DATA = Path(__file__).parent / "data"
+REPO = Path(__file__).resolve().parents[3]
+SHARED = Path(os.environ.get("NEWSSTREAM_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def _jsonl(path: Path):
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+def _dump_gz(obj, path: Path) -> None:
+    # mtime=0: byte-identical output for identical input.
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=9) as fh:
+        fh.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8"))
+
+
+# --------------------------------------------------------------------------
+# gazetteer word flags (NER features)
+# --------------------------------------------------------------------------
+
+def build_gazetteer_words() -> dict[str, str]:
+    from newsstream.enrich.tokens import norm, tokens
+
+    flags: dict[str, set[str]] = defaultdict(set)
+
+    def add(name: str, flag: str, whole: bool = True) -> None:
+        toks = [norm(t) for t, _, _ in tokens(name)]
+        toks = [t for t in toks if len(t) >= 2 and t.isalpha()]
+        for t in toks:
+            flags[t].add(flag)
+        if whole and len(toks) == 1:
+            flags[toks[0]].add(flag + "1")
+
+    g = SHARED / "arabic_gazetteers"
+    for r in _jsonl(g / "anergazet_entries.jsonl"):
+        add(r["name"], {"LOC": "L", "PERS": "P", "ORG": "O"}[r["type"]])
+    for r in _jsonl(g / "countries_ar_en.jsonl"):
+        for n in (r["name_ar"], r["official_ar"], r["name_ar_umpirsky"]):
+            if n:
+                add(n, "C")
+        for cap in r["capitals"]:
+            for n in cap["names_ar"]:
+                if len(n) >= 3:
+                    add(n, "K")
+    for r in _jsonl(g / "cities15000_ar_names.jsonl"):
+        if r["population"] >= 100_000:
+            for n in r["names_ar"]:
+                add(n, "K")
+    for r in _jsonl(SHARED / "anetac_en_ar_entities" / "train.jsonl"):
+        add(r["text"], {"LOCATION": "l", "PERSON": "p", "ORGANIZATION": "o"}[r["label"]].upper() + "t")
+    return {w: ",".join(sorted(f)) for w, f in flags.items()}
+
+
+# --------------------------------------------------------------------------
+# word clusters (unsupervised NER features)
+# --------------------------------------------------------------------------
+
+CLUSTER_SOURCES = [
+    ("iptc_topics", "train.jsonl"), ("ant_multisource_topics", "train.jsonl"), ("ant_jawharafm_topics", "train.jsonl"),
+    ("ant_multisource_stream", "stream.jsonl"), ("aja_breaking_ticker", "ticker.jsonl"),
+]
+
+
+def build_clusters(vocab_size: int = 60_000, ctx_size: int = 3000, dims: int = 100, ks=(32, 128, 512, 2048)) -> dict:
+    """Distributional word clusters from the unlabelled Arabic news text of the
+    shared data (ANERcorp itself is not used): counts of the neighbours at
+    -2, -1, +1, +2 among the 3,000 most frequent words -> log -> truncated SVD
+    -> k-means at four granularities (``ner.CLUSTER_KS``)."""
+    import numpy as np
+    import scipy.sparse as sp
+    from collections import Counter
+    from sklearn.cluster import MiniBatchKMeans
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.preprocessing import normalize
+
+    from newsstream.enrich.tokens import TOKEN_RE, norm
+
+    docs = _cluster_docs()
+    freq = Counter(w for d in docs for w in d)
+    vocab = [w for w, c in freq.most_common(vocab_size) if c >= 2]
+    vi = {w: i for i, w in enumerate(vocab)}
+    ctx = {w: i for i, w in enumerate(vocab[:ctx_size])}
+    rows, cols = [], []
+    for d in docs:
+        ids = [vi.get(w, -1) for w in d]
+        cid = [ctx.get(w, -1) for w in d]
+        for k in range(len(d)):
+            i = ids[k]
+            if i < 0:
+                continue
+            for off, base in ((-1, 0), (1, ctx_size), (-2, 2 * ctx_size), (2, 3 * ctx_size)):
+                j = k + off
+                if 0 <= j < len(d) and cid[j] >= 0:
+                    rows.append(i)
+                    cols.append(base + cid[j])
+    M = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(vocab), 4 * ctx_size))
+    M.sum_duplicates()
+    M.data = np.log1p(M.data)
+    M = normalize(M)
+    Z = normalize(TruncatedSVD(dims, random_state=0).fit_transform(M))
+    labels = [MiniBatchKMeans(k, random_state=0, n_init=3, batch_size=4096).fit_predict(Z) for k in ks]
+    out = {w: ",".join(str(int(l[i])) for l in labels) for w, i in vi.items()}
+    print(f"clusters: {len(docs)} docs, {sum(freq.values())} tokens, {len(out)} words")
+    return out
+
+
+def _cluster_docs() -> list[list[str]]:
+    """Normalised tokens of the unlabelled news texts (deduplicated)."""
+    from newsstream.enrich.tokens import TOKEN_RE, norm
+
+    seen: set[str] = set()
+    docs: list[list[str]] = []
+    for folder, name in CLUSTER_SOURCES:
+        for r in _jsonl(SHARED / folder / name):
+            text = (r.get("title") or "") + "\n" + (r.get("text") or "")
+            if text in seen:
+                continue
+            seen.add(text)
+            docs.append([norm(t) for t in TOKEN_RE.findall(text)])
+    return docs
+
+
+# --------------------------------------------------------------------------
+# name-likeness of a word from its letters (NER feature for unknown words)
+# --------------------------------------------------------------------------
+
+def build_name_chars(min_df: int = 2, C: float = 2.0) -> dict:
+    """Character 2-4-gram logistic regression over "<word>": P/L/O (one-word
+    names and name parts of a single type from ANETAC, ANERGazet, countries,
+    cities) against W (words seen at least twice in the unlabelled news text
+    that no gazetteer lists). ANERcorp is not used."""
+    from collections import Counter
+
+    import numpy as np
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import normalize
+
+    from newsstream.enrich.tokens import norm, tokens
+
+    lab: dict[str, set[str]] = defaultdict(set)
+
+    def add(name: str, t: str) -> None:
+        for tok, _, _ in tokens(name):
+            w = norm(tok)
+            if len(w) >= 2 and w.isalpha():
+                lab[w].add(t)
+
+    g = SHARED / "arabic_gazetteers"
+    for r in _jsonl(SHARED / "anetac_en_ar_entities" / "train.jsonl"):
+        add(r["text"], {"PERSON": "P", "LOCATION": "L", "ORGANIZATION": "O"}[r["label"]])
+    for r in _jsonl(g / "anergazet_entries.jsonl"):
+        add(r["name"], r["type"][0])
+    for r in _jsonl(g / "countries_ar_en.jsonl"):
+        for n in (r["name_ar"], r["official_ar"], r["name_ar_umpirsky"]):
+            if n:
+                add(n, "L")
+    for r in _jsonl(g / "cities15000_ar_names.jsonl"):
+        for n in r["names_ar"]:
+            add(n, "L")
+    words = sorted(w for w, ts in lab.items() if len(ts) == 1)
+    y = [next(iter(lab[w])) for w in words]
+    freq = Counter(w for d in _cluster_docs() for w in d)
+    neg = sorted(w for w, c in freq.items() if c >= 2 and w not in lab and w.isalpha() and len(w) >= 2)
+    words += neg
+    y += ["W"] * len(neg)
+    cv = CountVectorizer(analyzer="char", ngram_range=(2, 4), lowercase=False, min_df=min_df)
+    X = normalize(cv.fit_transform(["<" + w + ">" for w in words]).astype(np.float64))
+    clf = LogisticRegression(C=C, max_iter=500, class_weight="balanced").fit(X, y)
+    ngrams = cv.get_feature_names_out().tolist()
+    coef = np.round(clf.coef_.T, 2)  # (ngrams, classes)
+    print(f"name chars: {len(words)} words ({Counter(y)}), {len(ngrams)} n-grams")
+    return {"classes": clf.classes_.tolist(), "ngrams": ngrams, "coef": coef.ravel().tolist(),
+            "intercept": np.round(clf.intercept_, 4).tolist()}
+
+
+# --------------------------------------------------------------------------
+# NER
+# --------------------------------------------------------------------------
+
+def _ner_setup():
+    from newsstream.enrich import ner
+
+    ner._GAZ[0], ner._CLU[0], ner._NAMES[0] = {}, {}, None
+    ner.load_lexicons()
+    ner.word_features.cache_clear()
+    return ner
+
+
+# CRFsuite L-BFGS (OWL-QN) with L1 + L2: c1 = 0.02 keeps ~50k of ~350k
+# attributes at the F1 of L2 alone (ner_crf.md).
+C1 = float(os.environ.get("NER_C1", 0.02))
+C2 = float(os.environ.get("NER_C2", 0.1))
+ITERATIONS = int(os.environ.get("NER_ITER", 150))
+
+
+def _train_crf(sents, ner, c1=None, c2=None, max_iter=None, feats=None):
+    """CRFsuite model of ``(tokens, tags)`` sentences (features: ``feats``, one
+    list per sentence, else ``ner.token_features``), exported for ``ner.Tagger``."""
+    import pycrfsuite
+
+    trainer = pycrfsuite.Trainer(verbose=False)
+    for k, (toks, tags) in enumerate(sents):
+        trainer.append(feats[k] if feats is not None else ner.token_features(toks), tags)
+    trainer.set_params({"c1": C1 if c1 is None else c1, "c2": C2 if c2 is None else c2,
+                        "max_iterations": ITERATIONS if max_iter is None else max_iter,
+                        "feature.possible_transitions": True})
+    tmp = DATA / f".ner.{os.getpid()}.crfsuite.tmp"
+    trainer.train(str(tmp))
+    tagger = pycrfsuite.Tagger()
+    tagger.open(str(tmp))
+    info = tagger.info()
+    labels = sorted(set(l for (_, l) in info.transitions) | set(l for (_, l) in info.state_features))
+    idx = {l: i for i, l in enumerate(labels)}
+    trans = [[0.0] * len(labels) for _ in labels]
+    for (a, b), w in info.transitions.items():
+        trans[idx[a]][idx[b]] = round(w, 4)
+    state: dict[str, list] = defaultdict(list)
+    for (attr, lab), w in info.state_features.items():
+        if abs(w) >= 1e-3:
+            state[attr].append([idx[lab], round(w, 4)])
+    tagger.close()
+    tmp.unlink()
+    return {"labels": labels, "transitions": trans, "state": dict(state)}
+
+
+def _anercorp():
+    return [(r["tokens"], r["tags"]) for r in _jsonl(SHARED / "anercorp" / "train.jsonl")]
+
+
+# Bias added to the O emission when decoding, chosen with ner_cv (see ner_crf.md).
+O_BIAS = float(os.environ.get("NER_O_BIAS", 0.0))
+
+
+# Stacking: the second stage is trained on first-stage tags of the training
+# sentences made by models that did not see them (jackknife over this many
+# contiguous parts of the training set).
+STACK_PARTS = 2
+
+
+def _stage1_job(job):
+    """(set, kind, training rows, rows to tag) -> (set, kind, model or None, rows, tags)."""
+    f, kind, train_idx, pred_idx = job
+    ner = _ner_setup()
+    sents = _anercorp()
+    t = time.time()
+    model = _train_crf([sents[i] for i in train_idx], ner)
+    tagger = ner.Tagger(model)
+    tagger.o_bias = O_BIAS
+    tags = tagger.tag_batch([sents[i][0] for i in pred_idx]) if pred_idx else []
+    print(f"  stage 1, set {f} {kind}: {len(train_idx)} sentences, {time.time() - t:.0f}s", flush=True)
+    return f, kind, (model if kind == "stage1" else None), pred_idx, tags
+
+
+def _stage2_job(job):
+    """(set, training rows, their jackknifed first-stage tags) -> second-stage model."""
+    from newsstream.evaluation.scoring import documents
+
+    f, train_idx, tags1 = job
+    ner = _ner_setup()
+    sents = _anercorp()
+    t = time.time()
+    feats = {}
+    runs, run = [], [train_idx[0]]
+    for i in train_idx[1:]:  # contiguous runs of the training rows: their documents
+        if i != run[-1] + 1:
+            runs.append(run)
+            run = []
+        run.append(i)
+    runs.append(run)
+    for run in runs:
+        toks = [sents[i][0] for i in run]
+        for a, b in documents(toks):
+            extra = ner.stack_features(toks[a:b], [tags1[i] for i in run[a:b]])
+            for i, ex in zip(run[a:b], extra):
+                feats[i] = [base + more for base, more in zip(ner.token_features(sents[i][0]), ex)]
+    model = _train_crf([sents[i] for i in train_idx], ner, feats=[feats[i] for i in train_idx])
+    model["o_bias"] = O_BIAS
+    print(f"  stage 2, set {f}: {time.time() - t:.0f}s, {len(model['state'])} attributes", flush=True)
+    return f, model
+
+
+def _train_stacked(train_sets: list[list[int]], procs: int) -> list[dict]:
+    """One stacked model per set of ANERcorp rows: the first stage trained on
+    all of the set, the second on the set with jackknifed first-stage tags."""
+    from multiprocessing import get_context
+
+    jobs = []
+    for f, tr in enumerate(train_sets):
+        jobs.append((f, "stage1", tr, []))
+        for j in range(STACK_PARTS):
+            lo, hi = len(tr) * j // STACK_PARTS, len(tr) * (j + 1) // STACK_PARTS
+            jobs.append((f, f"part {j}", tr[:lo] + tr[hi:], tr[lo:hi]))
+    with get_context("fork").Pool(procs) as pool:
+        res = pool.map(_stage1_job, jobs, chunksize=1)
+        first, jk = {}, defaultdict(dict)
+        for f, kind, model, idx, tags in res:
+            if model is not None:
+                first[f] = model
+            jk[f].update(zip(idx, tags))
+        second = dict(pool.map(_stage2_job, [(f, tr, jk[f]) for f, tr in enumerate(train_sets)], chunksize=1))
+    out = []
+    for f in range(len(train_sets)):
+        m = first[f]
+        m["o_bias"] = O_BIAS
+        m["stage2"] = second[f]
+        out.append(m)
+    return out
+
+
+def build_ner(procs: int = int(os.environ.get("NER_PROCS", 2))) -> None:
+    ner = _ner_setup()
+    (model,) = _train_stacked([list(range(len(_anercorp())))], procs)
+    model["version"] = ner.NER_VERSION
+    _dump_gz(model, DATA / "ner_crf.json.gz")
+    print("ner: %d labels, %d + %d attributes" % (len(model["labels"]), len(model["state"]), len(model["stage2"]["state"])))
+
+
+def ner_cv(folds: int = 5, procs: int = int(os.environ.get("NER_CV_PROCS", 2))) -> dict:
+    """Contiguous k-fold CV on the ANERcorp developer portion (blocks of
+    consecutive sentences, like the official tail split): every fold is
+    tagged by a model trained on the other folds only, through
+    ``evaluate.document_tags`` (what ``newsstream eval entities`` runs)."""
+    from newsstream.evaluation.scoring import document_tags, documents, span_prf
+
+    sents = _anercorp()
+    n = len(sents)
+    cache = os.environ.get("NER_CV_MODELS")  # a file to keep the fold models in (re-scoring without retraining)
+    if cache and Path(cache).exists():
+        with gzip.open(cache, "rt", encoding="utf-8") as fh:
+            models = {int(k): m for k, m in json.load(fh).items()}
+    else:
+        models = dict(enumerate(_train_stacked([[i for i in range(n) if not n * k // folds <= i < n * (k + 1) // folds]
+                                                 for k in range(folds)], procs)))
+        if cache:
+            _dump_gz(models, Path(cache))
+    ner = _ner_setup()
+    gold = [t for _, t in sents]
+    toks = [list(s) for s, _ in sents]
+    # (name, gazetteer, sentences per document: None = articles of <= 6,000 characters, the eval's default)
+    configs = [("tagger, sentence by sentence", False, 1), ("tagger, articles", False, None),
+               ("pipeline, sentence by sentence", True, 1), ("pipeline, articles (eval default)", True, None)]
+    biases = tuple(sorted({0.0, -0.5, O_BIAS}, reverse=True))
+    preds = {(c, bias): [] for c in configs for bias in biases}
+    for k in range(folds):
+        a, b = n * k // folds, n * (k + 1) // folds
+        ner._tagger = ner.Tagger(models[k])
+        for bias in biases:
+            ner._tagger.o_bias = bias
+            if ner._tagger.stage2 is not None:
+                ner._tagger.stage2.o_bias = bias
+            for c in configs:
+                for s, e in documents(toks[a:b], c[2]):
+                    preds[(c, bias)] += document_tags(toks[a + s:a + e], gazetteer=c[1])
+    ner._tagger = None
+    res = {}
+    for (c, bias), pred in preds.items():
+        r = span_prf(gold, pred)
+        per = " ".join(f"{t} {v['f1']:.3f}" for t, v in r["per_type"].items())
+        fold_f1 = " ".join(f"{span_prf(gold[n * k // folds:n * (k + 1) // folds], pred[n * k // folds:n * (k + 1) // folds])['f1']:.3f}"
+                           for k in range(folds))
+        print(f"{c[0]:34} o_bias {bias:4}: P {r['precision']:.3f} R {r['recall']:.3f} F1 {r['f1']:.3f} | {per} | folds {fold_f1}")
+        res[f"{c[0]} o_bias {bias}"] = r
+    print(json.dumps({k: v for k, v in res.items() if k.endswith(f"o_bias {O_BIAS}")}))
+    return res
+
+
+def main(argv: list[str]) -> None:
+    what = argv[0] if argv else "all"
+    if what in ("gazetteer", "all"):
+        words = build_gazetteer_words()
+        _dump_gz(words, DATA / "gazetteer_words.json.gz")
+        print("gazetteer words:", len(words))
+        from newsstream.enrich.gazetteer import build_index
+
+        build_index(SHARED)
+    if what in ("clusters", "all"):
+        _dump_gz(build_clusters(), DATA / "word_clusters.json.gz")
+    if what in ("names", "all"):
+        _dump_gz(build_name_chars(), DATA / "name_chars.json.gz")
+    if what in ("ner", "all"):
+        build_ner()
+    if what in ("topics", "all"):
+        from newsstream.enrich.iptc import build_topics
+
+        build_topics(SHARED)
+    if what == "ner-cv":
+        ner_cv()
+    if what == "topics-cv":
+        from newsstream.enrich.iptc import topics_cv
+
+        topics_cv(SHARED)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
