@@ -3,7 +3,7 @@
 One command rebuilds everything (training-only dependencies: scikit-learn,
 python-crfsuite)::
 
-    .venv/bin/python -m newsstream.enrich.build all
+    .venv/bin/python tools/build_models.py all
 
 or one part: ``gazetteer``, ``clusters``, ``names``, ``ner`` (needs the three
 before it), ``topics``; ``ner-cv`` and ``topics-cv`` print cross-validated
@@ -22,22 +22,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-DATA = Path(__file__).parent / "data"
-REPO = Path(__file__).resolve().parents[3]
-SHARED = Path(os.environ.get("NEWSSTREAM_SHARED_DATA", REPO.parent / "shared" / "data"))
-
-
-def _jsonl(path: Path):
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                yield json.loads(line)
-
-
-def _dump_gz(obj, path: Path) -> None:
-    # mtime=0: byte-identical output for identical input.
-    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=9) as fh:
-        fh.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8"))
+from common import DATA, SHARED, dump_gz, jsonl
 
 
 # --------------------------------------------------------------------------
@@ -58,9 +43,9 @@ def build_gazetteer_words() -> dict[str, str]:
             flags[toks[0]].add(flag + "1")
 
     g = SHARED / "arabic_gazetteers"
-    for r in _jsonl(g / "anergazet_entries.jsonl"):
+    for r in jsonl(g / "anergazet_entries.jsonl"):
         add(r["name"], {"LOC": "L", "PERS": "P", "ORG": "O"}[r["type"]])
-    for r in _jsonl(g / "countries_ar_en.jsonl"):
+    for r in jsonl(g / "countries_ar_en.jsonl"):
         for n in (r["name_ar"], r["official_ar"], r["name_ar_umpirsky"]):
             if n:
                 add(n, "C")
@@ -68,11 +53,11 @@ def build_gazetteer_words() -> dict[str, str]:
             for n in cap["names_ar"]:
                 if len(n) >= 3:
                     add(n, "K")
-    for r in _jsonl(g / "cities15000_ar_names.jsonl"):
+    for r in jsonl(g / "cities15000_ar_names.jsonl"):
         if r["population"] >= 100_000:
             for n in r["names_ar"]:
                 add(n, "K")
-    for r in _jsonl(SHARED / "anetac_en_ar_entities" / "train.jsonl"):
+    for r in jsonl(SHARED / "anetac_en_ar_entities" / "train.jsonl"):
         add(r["text"], {"LOCATION": "l", "PERSON": "p", "ORGANIZATION": "o"}[r["label"]].upper() + "t")
     return {w: ",".join(sorted(f)) for w, f in flags.items()}
 
@@ -137,7 +122,7 @@ def _cluster_docs() -> list[list[str]]:
     seen: set[str] = set()
     docs: list[list[str]] = []
     for folder, name in CLUSTER_SOURCES:
-        for r in _jsonl(SHARED / folder / name):
+        for r in jsonl(SHARED / folder / name):
             text = (r.get("title") or "") + "\n" + (r.get("text") or "")
             if text in seen:
                 continue
@@ -173,15 +158,15 @@ def build_name_chars(min_df: int = 2, C: float = 2.0) -> dict:
                 lab[w].add(t)
 
     g = SHARED / "arabic_gazetteers"
-    for r in _jsonl(SHARED / "anetac_en_ar_entities" / "train.jsonl"):
+    for r in jsonl(SHARED / "anetac_en_ar_entities" / "train.jsonl"):
         add(r["text"], {"PERSON": "P", "LOCATION": "L", "ORGANIZATION": "O"}[r["label"]])
-    for r in _jsonl(g / "anergazet_entries.jsonl"):
+    for r in jsonl(g / "anergazet_entries.jsonl"):
         add(r["name"], r["type"][0])
-    for r in _jsonl(g / "countries_ar_en.jsonl"):
+    for r in jsonl(g / "countries_ar_en.jsonl"):
         for n in (r["name_ar"], r["official_ar"], r["name_ar_umpirsky"]):
             if n:
                 add(n, "L")
-    for r in _jsonl(g / "cities15000_ar_names.jsonl"):
+    for r in jsonl(g / "cities15000_ar_names.jsonl"):
         for n in r["names_ar"]:
             add(n, "L")
     words = sorted(w for w, ts in lab.items() if len(ts) == 1)
@@ -251,7 +236,7 @@ def _train_crf(sents, ner, c1=None, c2=None, max_iter=None, feats=None):
 
 
 def _anercorp():
-    return [(r["tokens"], r["tags"]) for r in _jsonl(SHARED / "anercorp" / "train.jsonl")]
+    return [(r["tokens"], r["tags"]) for r in jsonl(SHARED / "anercorp" / "train.jsonl")]
 
 
 # Bias added to the O emission when decoding, chosen with ner_cv (see ner_crf.md).
@@ -338,7 +323,7 @@ def build_ner(procs: int = int(os.environ.get("NER_PROCS", 2))) -> None:
     ner = _ner_setup()
     (model,) = _train_stacked([list(range(len(_anercorp())))], procs)
     model["version"] = ner.NER_VERSION
-    _dump_gz(model, DATA / "ner_crf.json.gz")
+    dump_gz(model, DATA / "ner_crf.json.gz")
     print("ner: %d labels, %d + %d attributes" % (len(model["labels"]), len(model["state"]), len(model["stage2"]["state"])))
 
 
@@ -359,7 +344,7 @@ def ner_cv(folds: int = 5, procs: int = int(os.environ.get("NER_CV_PROCS", 2))) 
         models = dict(enumerate(_train_stacked([[i for i in range(n) if not n * k // folds <= i < n * (k + 1) // folds]
                                                  for k in range(folds)], procs)))
         if cache:
-            _dump_gz(models, Path(cache))
+            dump_gz(models, Path(cache))
     ner = _ner_setup()
     gold = [t for _, t in sents]
     toks = [list(s) for s, _ in sents]
@@ -395,25 +380,25 @@ def main(argv: list[str]) -> None:
     what = argv[0] if argv else "all"
     if what in ("gazetteer", "all"):
         words = build_gazetteer_words()
-        _dump_gz(words, DATA / "gazetteer_words.json.gz")
+        dump_gz(words, DATA / "gazetteer_words.json.gz")
         print("gazetteer words:", len(words))
-        from newsstream.enrich.gazetteer import build_index
+        from build_gazetteer import build_index
 
         build_index(SHARED)
     if what in ("clusters", "all"):
-        _dump_gz(build_clusters(), DATA / "word_clusters.json.gz")
+        dump_gz(build_clusters(), DATA / "word_clusters.json.gz")
     if what in ("names", "all"):
-        _dump_gz(build_name_chars(), DATA / "name_chars.json.gz")
+        dump_gz(build_name_chars(), DATA / "name_chars.json.gz")
     if what in ("ner", "all"):
         build_ner()
     if what in ("topics", "all"):
-        from newsstream.enrich.iptc import build_topics
+        from train_topics import build_topics
 
         build_topics(SHARED)
     if what == "ner-cv":
         ner_cv()
     if what == "topics-cv":
-        from newsstream.enrich.iptc import topics_cv
+        from train_topics import topics_cv
 
         topics_cv(SHARED)
 

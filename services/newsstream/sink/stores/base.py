@@ -1,57 +1,35 @@
-"""Where the sink writes: SQLite for a laptop, PostgreSQL for production.
+"""What every store shares: the table layout, event -> row mapping and SQL generation.
 
 Both stores share one table layout (``articles``, ``ticker_items``,
-``dead_letters``, ``stories``): the useful fields flattened into columns for querying, plus
-the whole event as JSON in ``event`` so nothing is lost when the models grow.
-Every write is an upsert keyed by the event id, so re-delivering a batch (the
-sink commits Kafka offsets only after a write) leaves the tables unchanged.
-
-Pick a store by URL with :func:`open_store`:
-
-* ``sqlite:///relative/path.sqlite`` or ``sqlite:////absolute/path.sqlite``
-* ``postgresql://user@host:5432/db`` (also ``postgres://``), optionally with
-  ``?schema=NAME`` to keep the tables in their own schema (created if missing).
+``dead_letters``, ``stories``): the useful fields flattened into columns for
+querying, plus the whole event as JSON in ``event`` so nothing is lost when
+the models grow. Every write is an upsert keyed by the event id, so
+re-delivering a batch (the sink commits Kafka offsets only after a write)
+leaves the tables unchanged. The SQL of both backends is generated from
+:data:`COLUMNS` here, so they cannot drift apart.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import re
 import sqlite3
-import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-import orjson
-from pydantic import BaseModel, Field, field_validator
 
 from newsstream.contract.models import DeadLetter, EnrichedArticle, EnrichedTickerItem, StoryEvent
+from newsstream.sink.stores.queries import (
+    DUPLICATES_SQL,
+    STORIES_SQL,
+    THREADS_SQL,
+    DuplicateRow,
+    StoreSummary,
+    StoryRow,
+    ThreadRow,
+)
+from newsstream.sink.stores.tables import ARTICLES, DEAD_LETTERS, STORIES, TABLES, TICKER_ITEMS
 
 StoredEvent = EnrichedArticle | EnrichedTickerItem | DeadLetter | StoryEvent
-
-ARTICLES = "articles"
-TICKER_ITEMS = "ticker_items"
-DEAD_LETTERS = "dead_letters"
-STORIES = "stories"
-TABLES = (ARTICLES, TICKER_ITEMS, DEAD_LETTERS, STORIES)
-
-
-class StoreSummary(BaseModel):
-    """Row counts of a store, for the CLI, tests and health reporting."""
-
-    articles: int = 0
-    ticker_items: int = 0
-    threads: int = Field(default=0, description="Distinct ticker thread ids.")
-    duplicates: int = Field(default=0, description="Articles and ticker items whose duplicate_of is set (exact or near).")
-    near_duplicates: int = Field(default=0, description="Of those, near (not exact) copies.")
-    stories: int = 0
-    multi_member_stories: int = Field(default=0, description="Stories with more than one member.")
-    dead_letters: int = 0
-    dead_letters_by_reason: dict[str, int] = Field(default_factory=dict)
 
 
 @runtime_checkable
@@ -87,7 +65,6 @@ class Store(Protocol):
         ...
 
     async def __aexit__(self, *exc: object) -> None: ...
-
 
 # --------------------------------------------------------------------------- rows
 
@@ -279,7 +256,7 @@ def _strip_nul(value: Any) -> Any:
     return value
 
 
-def _upsert_sql(table: str, placeholders: Sequence[str], dialect: str) -> str:
+def upsert_sql(table: str, placeholders: Sequence[str], dialect: str) -> str:
     cols = COLUMNS[table]
     # SQLite spells IS DISTINCT FROM as IS NOT before 3.39 (older builds are common).
     distinct = "IS DISTINCT FROM" if dialect == "postgresql" else "IS NOT"
@@ -303,7 +280,7 @@ def _sql_type(column: str, dialect: str) -> str:
     return f"{base} {rest}".strip()
 
 
-def _create_sql(dialect: str, existing: dict[str, set[str]] | None = None) -> list[str]:
+def create_sql(dialect: str, existing: dict[str, set[str]] | None = None) -> list[str]:
     """Statements that create missing tables, add ``ADDED_COLUMNS`` missing from
     ``existing`` (table -> its current columns), and create missing indexes."""
     statements = []
@@ -319,79 +296,7 @@ def _create_sql(dialect: str, existing: dict[str, set[str]] | None = None) -> li
     return statements
 
 
-_SUMMARY_SQL = {
-    ARTICLES: "SELECT count(*) FROM articles",
-    TICKER_ITEMS: "SELECT count(*) FROM ticker_items",
-    # The worker's stream thread (across fetches) when stage 3 ran, else the page's.
-    "threads": "SELECT count(DISTINCT coalesce(stream_thread_id, thread_id)) FROM ticker_items",
-    "duplicates": (
-        "SELECT (SELECT count(*) FROM articles WHERE duplicate_of IS NOT NULL)"
-        " + (SELECT count(*) FROM ticker_items WHERE duplicate_of IS NOT NULL)"
-    ),
-    "near_duplicates": (
-        "SELECT (SELECT count(*) FROM articles WHERE duplicate_kind = 'near')"
-        " + (SELECT count(*) FROM ticker_items WHERE duplicate_kind = 'near')"
-    ),
-    STORIES: "SELECT count(*) FROM stories",
-    "multi_member_stories": "SELECT count(*) FROM stories WHERE member_count > 1",
-    DEAD_LETTERS: "SELECT count(*) FROM dead_letters",
-}
-_BY_REASON_SQL = "SELECT reason, count(*) FROM dead_letters GROUP BY reason ORDER BY reason"
-
-# {limit} is the dialect's placeholder ("?" or "$1").
-_DUPLICATES_SQL = """
-SELECT 'article' AS kind, d.id, d.source, d.title AS text, f.id AS first_id, f.source AS first_source,
-       coalesce(d.duplicate_kind, 'exact') AS duplicate_kind, d.duplicate_similarity AS similarity
-  FROM articles d JOIN articles f ON f.id = d.duplicate_of
-UNION ALL
-SELECT 'ticker' AS kind, d.id, d.source, d.text, f.id AS first_id, f.source AS first_source,
-       coalesce(d.duplicate_kind, 'exact') AS duplicate_kind, d.duplicate_similarity AS similarity
-  FROM ticker_items d JOIN ticker_items f ON f.id = d.duplicate_of
-ORDER BY 1, 2 LIMIT {limit}
-"""
-_THREADS_SQL = """
-SELECT coalesce(stream_thread_id, thread_id) AS thread_id, count(*) AS lines, min(source) AS source,
-       min(attribution) AS attribution
-  FROM ticker_items GROUP BY coalesce(stream_thread_id, thread_id) HAVING count(*) > 1
- ORDER BY lines DESC, thread_id LIMIT {limit}
-"""
-_STORIES_SQL = """
-SELECT id AS story_id, headline, member_count, sources FROM stories WHERE member_count > 1
- ORDER BY member_count DESC, id LIMIT {limit}
-"""
-
-
-class DuplicateRow(BaseModel):
-    kind: str
-    id: str
-    source: str
-    text: str
-    first_id: str
-    first_source: str
-    duplicate_kind: str = "exact"
-    similarity: float | None = None
-
-
-class ThreadRow(BaseModel):
-    thread_id: str
-    lines: int
-    source: str
-    attribution: str | None
-
-
-class StoryRow(BaseModel):
-    story_id: str
-    headline: str
-    member_count: int
-    sources: list[str]
-
-    @field_validator("sources", mode="before")
-    @classmethod
-    def _json_text(cls, value: Any) -> Any:  # SQLite returns the JSON column as text
-        return orjson.loads(value) if isinstance(value, (str, bytes)) else value
-
-
-class _StoreBase:
+class StoreBase:
     """``async with store:`` connects, and closes on exit."""
 
     kind = "store"
@@ -411,285 +316,15 @@ class _StoreBase:
 
     async def duplicates(self, limit: int = 20) -> list[DuplicateRow]:
         """Items marked as duplicates, each with the item it duplicates."""
-        return [DuplicateRow(**row) for row in await self._fetch(_DUPLICATES_SQL, limit)]
+        return [DuplicateRow(**row) for row in await self._fetch(DUPLICATES_SQL, limit)]
 
     async def threads(self, limit: int = 20) -> list[ThreadRow]:
         """Ticker threads of more than one line, longest first."""
-        return [ThreadRow(**row) for row in await self._fetch(_THREADS_SQL, limit)]
+        return [ThreadRow(**row) for row in await self._fetch(THREADS_SQL, limit)]
 
     async def stories(self, limit: int = 20) -> list[StoryRow]:
         """Stories with more than one member, largest first."""
-        return [StoryRow(**row) for row in await self._fetch(_STORIES_SQL, limit)]
+        return [StoryRow(**row) for row in await self._fetch(STORIES_SQL, limit)]
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-
-# --------------------------------------------------------------------------- SQLite
-
-
-class SQLiteStore(_StoreBase):
-    """stdlib sqlite3 driven from worker threads so the event loop never blocks.
-
-    WAL lets readers (the CLI, tests) query while the sink writes, and
-    ``synchronous=FULL`` makes every commit durable before ``upsert`` returns.
-    One connection is shared by the worker threads under a lock.
-    """
-
-    kind = "sqlite"
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
-
-    def _open(self) -> sqlite3.Connection:
-        if self.path != ":memory:":
-            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per batch.
-        conn = sqlite3.connect(
-            Path(self.path).expanduser() if self.path != ":memory:" else ":memory:",
-            isolation_level=None,
-            check_same_thread=False,
-            timeout=30.0,
-        )
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        return conn
-
-    async def connect(self) -> None:
-        if self._conn is None:
-            self._conn = await asyncio.to_thread(self._open)
-
-    async def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await asyncio.to_thread(self._locked, conn.close)
-
-    def _locked(self, fn: Any, *args: Any) -> Any:
-        with self._lock:
-            return fn(*args)
-
-    def _require(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise RuntimeError("SQLiteStore is not connected: call connect() first")
-        return self._conn
-
-    def _transaction(self, statements: list[tuple[str, list[tuple[Any, ...]] | None]]) -> None:
-        conn = self._require()
-        with self._lock:
-            # IMMEDIATE takes the write lock up front, so a concurrent writer makes
-            # us wait (busy timeout) instead of failing half-way through a batch.
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for sql, rows in statements:
-                    if rows is None:
-                        conn.execute(sql)
-                    else:
-                        conn.executemany(sql, rows)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:  # BEGIN itself may have failed (database locked)
-                    conn.execute("ROLLBACK")
-                raise
-
-    async def migrate(self) -> None:
-        def columns() -> dict[str, set[str]]:
-            conn = self._require()
-            return {t: {row[1] for row in conn.execute(f"PRAGMA table_info({t})")} for t in TABLES}
-
-        existing = await asyncio.to_thread(self._locked, columns)
-        await asyncio.to_thread(self._transaction, [(sql, None) for sql in _create_sql("sqlite", existing)])
-
-    async def upsert(self, batch: Sequence[StoredEvent]) -> None:
-        if not batch:
-            return
-        statements = []
-        for table, rows in rows_by_table(batch).items():
-            sql = _upsert_sql(table, ["?"] * len(COLUMNS[table]), "sqlite")
-            statements.append((sql, [tuple(_sqlite_value(v) for v in row) for row in rows]))
-        await asyncio.to_thread(self._transaction, statements)
-
-    def _summary(self) -> StoreSummary:
-        conn = self._require()
-        with self._lock:
-            # One read transaction: all counts from the same snapshot.
-            conn.execute("BEGIN")
-            try:
-                counts = {key: conn.execute(sql).fetchone()[0] for key, sql in _SUMMARY_SQL.items()}
-                by_reason = dict(conn.execute(_BY_REASON_SQL).fetchall())
-            finally:
-                conn.execute("COMMIT")
-        return StoreSummary(**counts, dead_letters_by_reason=by_reason)
-
-    async def summary(self) -> StoreSummary:
-        return await asyncio.to_thread(self._summary)
-
-    async def _fetch(self, sql: str, limit: int) -> list[dict[str, Any]]:
-        def run() -> list[dict[str, Any]]:
-            cursor = self._require().execute(sql.format(limit="?"), (limit,))
-            names = [c[0] for c in cursor.description]
-            return [dict(zip(names, row)) for row in cursor.fetchall()]
-
-        return await asyncio.to_thread(self._locked, run)
-
-    async def ping(self) -> bool:
-        if self._conn is None:
-            return False
-        try:
-            await asyncio.to_thread(self._locked, lambda: self._require().execute("SELECT 1").fetchone())
-            return True
-        except Exception:
-            return False
-
-
-def _sqlite_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()  # always UTC here (see _utc): sorts and compares as text
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, (dict, list)):
-        return orjson.dumps(value).decode("utf-8")
-    return value
-
-
-# --------------------------------------------------------------------------- PostgreSQL
-
-_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-
-
-def parse_postgres_url(url: str) -> tuple[str, str | None]:
-    """(DSN for asyncpg, schema or None): ``?schema=NAME`` is ours, not libpq's."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    schema = next((v for k, v in query if k == "schema"), None) or None
-    if schema is not None and not _SCHEMA_NAME.match(schema):
-        raise ValueError(f"invalid schema name {schema!r}: use letters, digits and underscores")
-    rest = urlencode([(k, v) for k, v in query if k != "schema"])
-    return urlunsplit(parts._replace(query=rest)), schema
-
-
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-class PostgresStore(_StoreBase):
-    """asyncpg connection pool; one transaction per batch, pipelined ``executemany``."""
-
-    kind = "postgresql"
-
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 4, command_timeout: float = 60.0) -> None:
-        self.dsn, self.schema = parse_postgres_url(url)
-        self._pool_kwargs = dict(min_size=min_size, max_size=max_size, command_timeout=command_timeout)
-        self._pool: Any = None  # asyncpg.Pool; asyncpg is imported lazily (SQLite users need not load it)
-
-    async def connect(self) -> None:
-        import asyncpg
-
-        if self._pool is not None:
-            return
-        server_settings: dict[str, str] = {"application_name": "newsstream-sink"}
-        if self.schema:
-            conn = await asyncpg.connect(self.dsn)
-            try:
-                # Two services starting together may both try to create it.
-                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote_ident(self.schema)}")
-            except asyncpg.UniqueViolationError:
-                pass
-            finally:
-                await conn.close()
-            server_settings["search_path"] = _quote_ident(self.schema)
-        self._pool = await asyncpg.create_pool(self.dsn, server_settings=server_settings, **self._pool_kwargs)
-
-    async def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
-
-    def _require(self) -> Any:
-        if self._pool is None:
-            raise RuntimeError("PostgresStore is not connected: call connect() first")
-        return self._pool
-
-    async def migrate(self) -> None:
-        async with self._require().acquire() as conn, conn.transaction():
-            # CREATE ... IF NOT EXISTS is not race-free in PostgreSQL (two sessions
-            # can both pass the check); a transaction-scoped advisory lock is.
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('newsstream.sink.migrate'))")
-            existing: dict[str, set[str]] = {}
-            for row in await conn.fetch(
-                "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema()"
-            ):
-                existing.setdefault(row["table_name"], set()).add(row["column_name"])
-            for sql in _create_sql("postgresql", existing):
-                await conn.execute(sql)
-
-    async def upsert(self, batch: Sequence[StoredEvent]) -> None:
-        if not batch:
-            return
-        tables = rows_by_table(batch, nul_safe=True)
-        async with self._require().acquire() as conn, conn.transaction():
-            for table, rows in tables.items():
-                placeholders = [f"${i}" for i in range(1, len(COLUMNS[table]) + 1)]
-                await conn.executemany(
-                    _upsert_sql(table, placeholders, "postgresql"), [tuple(_pg_value(v) for v in row) for row in rows]
-                )
-
-    async def summary(self) -> StoreSummary:
-        async with self._require().acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-            # repeatable read: all counts from the same snapshot
-            counts = {key: int(await conn.fetchval(sql)) for key, sql in _SUMMARY_SQL.items()}
-            by_reason = {r["reason"]: int(r["count"]) for r in await conn.fetch(_BY_REASON_SQL)}
-        return StoreSummary(**counts, dead_letters_by_reason=by_reason)
-
-    async def _fetch(self, sql: str, limit: int) -> list[dict[str, Any]]:
-        async with self._require().acquire() as conn:
-            return [dict(r) for r in await conn.fetch(sql.format(limit="$1"), limit)]
-
-    async def ping(self) -> bool:
-        if self._pool is None:
-            return False
-        try:
-            async with asyncio.timeout(2.0):
-                async with self._pool.acquire() as conn:
-                    return bool(await conn.fetchval("SELECT 1") == 1)
-        except Exception:
-            return False
-
-
-def _pg_value(value: Any) -> Any:
-    # asyncpg takes JSONB parameters as text unless a codec is registered.
-    if isinstance(value, (dict, list)):
-        return orjson.dumps(value).decode("utf-8")
-    return value
-
-
-# --------------------------------------------------------------------------- factory
-
-
-def open_store(url: str) -> Store:
-    """A store for ``url`` (not yet connected: call ``connect()`` then ``migrate()``)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        raise ValueError(f"store URL needs a scheme (sqlite:/// or postgresql://): {url!r}")
-    scheme = scheme.lower()
-    if scheme == "sqlite":
-        # sqlite:///rel/path -> "rel/path"; sqlite:////abs/path -> "/abs/path"
-        if not rest.startswith("/"):
-            raise ValueError(f"SQLite URLs look like sqlite:///path/to/file.sqlite, got {url!r}")
-        path = rest[1:].split("?", 1)[0]
-        if not path:
-            raise ValueError(f"SQLite URL without a path: {url!r}")
-        return SQLiteStore(path)
-    if scheme in ("postgresql", "postgres"):
-        return PostgresStore(url)
-    raise ValueError(f"unsupported store URL scheme {scheme!r}: use sqlite:/// or postgresql://")
-
-
-def redact_url(url: str) -> str:
-    """The URL with its password replaced, for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
