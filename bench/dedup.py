@@ -30,7 +30,6 @@ from pathlib import Path
 
 import orjson
 
-from newsstream.text.normalize import normalize_text
 from newsstream.dedup.neardup import (
     NearDupConfig,
     NearDupIndex,
@@ -39,7 +38,13 @@ from newsstream.dedup.neardup import (
     shingles,
 )
 from newsstream.dedup.placement import Placement
-from newsstream.evaluation.stream_replay import Pipeline, PipelineConfig, deep_size, read_stream
+from newsstream.evaluation.stream_replay import (
+    Pipeline,
+    PipelineConfig,
+    deep_size,
+    read_stream,
+)
+from newsstream.text.normalize import normalize_text
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 PAIRS = SHARED / "semeval2022_task8_news_similarity" / "pairs.jsonl"

@@ -2,7 +2,7 @@
 
     python bench/enrichment.py [--rounds 2000]
 
-Inputs are the bundled samples (services/samples/): the ticker lines of the
+Inputs are the bundled samples (services/newsstream/samples/): the ticker lines of the
 sample pages and of wire.jsonl, and the sample articles cut or repeated to
 3,000 characters. For each kind it prints the median over rounds of:
 
@@ -26,12 +26,12 @@ from pathlib import Path
 import orjson
 
 import newsstream.enrich.item as worker_enrich
+from newsstream.contract.models import RawArticle, RawTickerItem
 from newsstream.enrich import ner
+from newsstream.enrich.iptc import classify
 from newsstream.enrich.pipeline import enrich_fields, find_entities, versions
 from newsstream.enrich.quotes import find_quotes
 from newsstream.enrich.times import find_times
-from newsstream.enrich.iptc import classify
-from newsstream.contract.models import RawArticle, RawTickerItem
 from newsstream.ingest.events import events_from_page_text
 
 SAMPLES = Path(__file__).resolve().parents[1] / "services" / "newsstream" / "samples"

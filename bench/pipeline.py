@@ -26,10 +26,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from newsstream.contract import topics
-from newsstream.platform.broker import EmbeddedBroker, free_port
-from newsstream.platform.settings import Settings
-from newsstream.platform.kafka import ensure_topics, make_consumer, start_producer
 from newsstream.contract.topics import TopicSpec
+from newsstream.platform.broker import EmbeddedBroker, free_port
+from newsstream.platform.kafka import ensure_topics, make_consumer, start_producer
+from newsstream.platform.settings import Settings
 
 PASS_IN, PASS_OUT = "bench.passthrough.in", "bench.passthrough.out"
 FAST = {"session_timeout_s": 6.0, "rebalance_timeout_s": 3.0, "heartbeat_interval_s": 1.0}

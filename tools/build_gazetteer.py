@@ -14,7 +14,6 @@ from newsstream.enrich.gazetteer import DATA, INDEX_FILE, alias_key
 from newsstream.enrich.tokens import norm
 
 
-
 def _common_words(shared: Path, min_count: int = 3) -> set[str]:
     """Normalised words that ANERcorp uses often and never inside an entity:
     city 'names' that are really common words (GeoNames noise) are dropped."""

@@ -24,7 +24,6 @@ from pathlib import Path
 
 from common import DATA, SHARED, dump_gz, jsonl
 
-
 # --------------------------------------------------------------------------
 # gazetteer word flags (NER features)
 # --------------------------------------------------------------------------
@@ -77,14 +76,14 @@ def build_clusters(vocab_size: int = 60_000, ctx_size: int = 3000, dims: int = 1
     shared data (ANERcorp itself is not used): counts of the neighbours at
     -2, -1, +1, +2 among the 3,000 most frequent words -> log -> truncated SVD
     -> k-means at four granularities (``ner.CLUSTER_KS``)."""
+    from collections import Counter
+
     import numpy as np
     import scipy.sparse as sp
-    from collections import Counter
     from sklearn.cluster import MiniBatchKMeans
     from sklearn.decomposition import TruncatedSVD
     from sklearn.preprocessing import normalize
 
-    from newsstream.enrich.tokens import TOKEN_RE, norm
 
     docs = _cluster_docs()
     freq = Counter(w for d in docs for w in d)

@@ -14,8 +14,6 @@ import numpy as np
 
 from newsstream.enrich.iptc import MODEL_FILE, features
 
-
-
 # Chosen by 5-fold CV (topics_iptc.md lists what else was measured: character
 # n-grams, heavier stemming, unigrams only, title weighting, C, ridge, logistic
 # regression, NB-SVM, complement NB, MLP, LSA, ensembles; none beat this by more

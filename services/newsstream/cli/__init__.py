@@ -1,0 +1,1 @@
+"""The ``newsstream`` command line (:mod:`newsstream.cli.main` composes it)."""

@@ -23,8 +23,8 @@ from rich.console import Console
 from rich.table import Table
 
 from newsstream.platform.broker import EmbeddedBroker, free_port
-from newsstream.platform.settings import Settings, load_settings
 from newsstream.platform.logs import configure_logging
+from newsstream.platform.settings import Settings, load_settings
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 DEMO_DIR = Path(".newsstream") / "demo"

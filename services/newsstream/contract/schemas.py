@@ -28,3 +28,9 @@ def write_schemas(directory: Path) -> list[Path]:
         path.write_bytes(body)
         written.append(path)
     return written
+
+
+def drifted(directory: Path) -> list[str]:
+    """Schema files in ``directory`` that are missing or differ from the models (sorted names)."""
+    return sorted(name for name, body in schema_documents().items()
+                  if not (directory / name).is_file() or (directory / name).read_bytes() != body)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from newsstream.contract.ids import stable_hash
 from newsstream.contract.models import DeadLetter, EnrichedEvent, RawEvent, StoryEvent
+from newsstream.errors import DataError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -57,6 +58,8 @@ def describe_error(exc: BaseException) -> tuple[str, str]:
         return "validation_error", detail
     if isinstance(exc, UnicodeDecodeError):
         return "invalid_encoding", str(exc)
+    if isinstance(exc, DataError):
+        return exc.reason, str(exc)
     return "processing_error", f"{type(exc).__name__}: {exc}"
 
 

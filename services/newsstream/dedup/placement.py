@@ -24,10 +24,10 @@ from newsstream.contract.models import (
     RawArticle,
     RawTickerItem,
 )
-from newsstream.text.normalize import normalize_text
 from newsstream.dedup.neardup import NearDupConfig, NearDupIndex, NearVerdict
 from newsstream.dedup.stories import Stories, StoryConfig, StoryUpdate
 from newsstream.dedup.threads import ThreadConfig, Threads, ThreadUpdate
+from newsstream.text.normalize import normalize_text
 
 __all__ = ["CHANGELOGGED_TABLES", "Placed", "Placement", "PlacementConfig", "STATE_TABLES", "entity_keys", "event_time", "topic_codes"]
 

@@ -93,7 +93,7 @@ def _lex_class(cands: tuple[str, ...]) -> str:
 class NameChars:
     """Character 2-4-gram logistic regression: is a word a person (P), location
     (L) or organisation (O) name, or an ordinary word (W)? Trained on the
-    gazetteers' names against frequent words of unlabelled news (build.py)."""
+    gazetteers' names against frequent words of unlabelled news (tools/build_models.py)."""
 
     def __init__(self, model: dict) -> None:
         self.classes: list[str] = model["classes"]

@@ -13,11 +13,11 @@ from datetime import datetime
 
 from newsstream.enrich import ner as _ner
 from newsstream.enrich.gazetteer import get_gazetteer
+from newsstream.enrich.iptc import classify, get_topic_model
 from newsstream.enrich.quotes import find_quotes
 from newsstream.enrich.region import regions
-from newsstream.enrich.tokens import is_arabic, norm, tokens
 from newsstream.enrich.times import find_times
-from newsstream.enrich.iptc import classify, get_topic_model
+from newsstream.enrich.tokens import is_arabic, norm, tokens
 from newsstream.enrich.urgency import URGENCY_VERSION, urgency
 
 __all__ = ["ENRICH_VERSION", "versions", "find_entities", "parse_attribution", "enrich_fields"]

@@ -1,6 +1,6 @@
 """Tokens with character offsets and cheap per-token normalisation.
 
-Shared by training (``build.py``) and run time, so that the features a model
+Shared by training (``tools/build_models.py``) and run time, so that the features a model
 was trained on are exactly the features it sees in the worker.
 """
 

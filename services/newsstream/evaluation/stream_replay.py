@@ -31,10 +31,12 @@ from newsstream.contract.models import (
     RawArticle,
     RawTickerItem,
 )
-from newsstream.ingest.events import event_from_json_line
-from newsstream.dedup.exact import check_and_claim, expired_keys
-from newsstream.dedup.exact import dedup_key, partition_for
-from newsstream.enrich.item import enrich
+from newsstream.dedup.exact import (
+    check_and_claim,
+    dedup_key,
+    expired_keys,
+    partition_for,
+)
 from newsstream.dedup.neardup import NearDupConfig, NearVerdict
 from newsstream.dedup.placement import (
     STATE_TABLES,
@@ -44,6 +46,8 @@ from newsstream.dedup.placement import (
 )
 from newsstream.dedup.stories import StoryConfig, StoryUpdate
 from newsstream.dedup.threads import ThreadConfig, ThreadUpdate
+from newsstream.enrich.item import enrich
+from newsstream.ingest.events import event_from_json_line
 
 __all__ = ["Pipeline", "PipelineConfig", "Processed", "deep_size", "event_time", "read_stream"]
 
@@ -132,7 +136,9 @@ def _ticker_from_record(record: dict[str, Any], number: int, base: datetime, int
     Posts without a time get ``base + seq * interval_s`` (``seq`` or the line
     number): a synthetic clock, enough for windows measured in posts.
     """
-    from newsstream.text.page import _split_item as split_item  # the parser's own attribution rule
+    from newsstream.text.page import (
+        _split_item as split_item,  # the parser's own attribution rule
+    )
 
     text = str(record["text"]).strip()
     head, bar, rest = text.partition("|")

@@ -16,8 +16,8 @@ from pydantic import ValidationError
 
 from newsstream.contract.ids import article_id, stable_hash, ticker_id
 from newsstream.contract.models import RawArticle, RawTickerItem
-from newsstream.text.page import ParsedPage, parse_page
 from newsstream.contract.wire import loads_raw
+from newsstream.text.page import ParsedPage, parse_page
 
 RawItem = RawArticle | RawTickerItem
 

@@ -21,12 +21,15 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 
 from newsstream.contract import topics, wire
-
-from newsstream.platform import metrics
-from newsstream.platform.settings import Settings
-from newsstream.platform.kafka import ensure_topics, start_producer
 from newsstream.contract.models import DeadLetter, RawArticle, RawTickerItem
-from newsstream.ingest.events import event_from_json_line, events_from_page_text, read_jsonl
+from newsstream.ingest.events import (
+    event_from_json_line,
+    events_from_page_text,
+    read_jsonl,
+)
+from newsstream.platform import metrics
+from newsstream.platform.kafka import ensure_topics, start_producer
+from newsstream.platform.settings import Settings
 
 log = logging.getLogger(__name__)
 

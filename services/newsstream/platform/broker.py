@@ -14,9 +14,11 @@ import time
 from contextlib import closing
 from pathlib import Path
 
+from newsstream.errors import InfrastructureError
 
-class BrokerError(RuntimeError):
-    pass
+
+class BrokerError(InfrastructureError):
+    """The embedded broker could not be started or stopped."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:

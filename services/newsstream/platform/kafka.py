@@ -14,8 +14,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError, UnknownError
 
-from newsstream.platform.settings import Settings
 from newsstream.contract.topics import TopicSpec, topic_specs
+from newsstream.platform.settings import Settings
 
 log = logging.getLogger(__name__)
 

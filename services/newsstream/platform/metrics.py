@@ -16,13 +16,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 from importlib import metadata
 from typing import Any, Protocol
 
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import Counter, Gauge, Histogram
 
 from newsstream import __version__
 
@@ -129,6 +128,28 @@ SOURCE_ITEMS = Counter("newsstream_source_items_total", "Items emitted per sourc
 SOURCE_ERRORS = Counter(
     "newsstream_source_errors_total", "Inputs from a source that became dead letters", ["source", "reason"]
 )
+# Polling, per configured source (kind: a small vocabulary, never URLs). Push
+# requests count under the token's name as ``source`` (kind="push_401" ...).
+SOURCE_POLLS = Counter("newsstream_source_polls_total", "Polls per source by outcome (ok, not_modified, error)", ["source", "kind"])
+SOURCE_POLL_ERRORS = Counter(
+    "newsstream_source_poll_errors_total",
+    "Fetch, parse and item errors per source by kind (timeout, http_status, broken_xml, empty_page, ...)",
+    ["source", "kind"],
+)
+SOURCE_CLEANED = Counter(
+    "newsstream_source_cleaned_total",
+    "Inputs repaired instead of rejected (invisible_chars, missing_date, missing_link, decoded_charset, loose_xml)",
+    ["source", "kind"],
+)
+SOURCE_LAST_SUCCESS = Gauge(
+    "newsstream_source_last_success_timestamp_seconds", "Unix time of the last successful poll", ["source", "kind"]
+)
+SOURCE_FETCH_SECONDS = Histogram(
+    "newsstream_source_fetch_seconds",
+    "Latency of one fetch (including redirects), by what was fetched (feed, page, ticker)",
+    ["source", "kind"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
 
 # ----------------------------------------------------------------------------- process
 SERVICE_UP = Gauge("newsstream_service_ready", "1 when the service is connected and processing", ["service"])
@@ -186,6 +207,10 @@ def observe_item_source(source: str, kind: str, at: float | None = None) -> None
 
 def observe_source_error(source: str, reason: str) -> None:
     SOURCE_ERRORS.labels(source_label(source), reason).inc()
+
+
+def observe_poll_success(source: str, kind: str) -> None:
+    SOURCE_LAST_SUCCESS.labels(source, kind).set(time.time())
 
 
 def observe_stored(kind: str, published_at: datetime | None, fetched_at: datetime | None, stored_at: float) -> None:
@@ -261,59 +286,3 @@ class LagRecorder:
             except KeyError:
                 pass
         self._labelled = current
-
-
-# ----------------------------------------------------------------------------- HTTP endpoints
-ReadyCheck = Callable[[], Awaitable[bool] | bool]
-
-
-async def _call(check: ReadyCheck) -> bool:
-    result = check()
-    if isinstance(result, Awaitable):
-        result = await result
-    return bool(result)
-
-
-def health_app(service: str, ready: ReadyCheck | None = None) -> web.Application:
-    """An aiohttp app with /metrics, /healthz (process alive) and /readyz (can do work)."""
-
-    async def readiness() -> bool:
-        try:
-            ok = True if ready is None else await _call(ready)
-        except Exception:  # a failing check means "not ready", never a 500 that hides the answer
-            log.warning("readiness check of %s failed", service, exc_info=True)
-            ok = False
-        SERVICE_UP.labels(service).set(1 if ok else 0)
-        return ok
-
-    async def metrics(_: web.Request) -> web.Response:
-        # Readiness is evaluated on every scrape too: otherwise newsstream_service_ready
-        # would only move when something polls /readyz (compose and Prometheus don't).
-        await readiness()
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "service": service})
-
-    async def readyz(_: web.Request) -> web.Response:
-        ok = await readiness()
-        return web.json_response({"ready": ok, "service": service}, status=200 if ok else 503)
-
-    app = web.Application()
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    return app
-
-
-async def start_health_server(
-    service: str, host: str, port: int, ready: ReadyCheck | None = None
-) -> web.AppRunner:
-    """Start serving in the running event loop; call ``await runner.cleanup()`` to stop."""
-    # Created before the first scrape so that the dashboard shows the service as
-    # not ready (0) rather than absent until someone polls /readyz.
-    SERVICE_UP.labels(service).set(0)
-    runner = web.AppRunner(health_app(service, ready), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner

@@ -32,7 +32,17 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import KafkaError
 
 from newsstream.contract import topics
-from newsstream.platform.settings import Settings
+from newsstream.contract.models import DeadLetter, EnrichedArticle, EnrichedTickerItem
+from newsstream.contract.wire import (
+    dead_letter,
+    dead_letter_for,
+    dumps,
+    loads_dead_letter,
+    loads_enriched,
+    loads_story,
+)
+from newsstream.errors import is_programming_error
+from newsstream.platform.health import start_health_server
 from newsstream.platform.kafka import ensure_topics, make_consumer, start_producer
 from newsstream.platform.metrics import (
     DEAD_LETTERS,
@@ -45,11 +55,17 @@ from newsstream.platform.metrics import (
     SINK_WRITES,
     LagRecorder,
     observe_stored,
-    start_health_server,
 )
-from newsstream.contract.models import DeadLetter, EnrichedArticle, EnrichedTickerItem
-from newsstream.contract.wire import dead_letter, dead_letter_for, dumps, loads_dead_letter, loads_enriched, loads_story
-from newsstream.sink.stores import Store, StoredEvent, is_data_error, open_store, redact_url, row_id, table_for
+from newsstream.platform.settings import Settings
+from newsstream.sink.stores import (
+    Store,
+    StoredEvent,
+    is_data_error,
+    open_store,
+    redact_url,
+    row_id,
+    table_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +106,9 @@ async def _retry(
 
     Never gives up on a transient error: skipping would lose data. An error
     ``permanent`` says no retry can fix is raised at once (the caller isolates
-    the rows at fault). A stop request ends the wait with :class:`_Stopped`,
+    the rows at fault), and so is a bug in newsstream
+    (:func:`newsstream.errors.is_programming_error`): retried forever it would
+    only hide. A stop request ends the wait with :class:`_Stopped`,
     leaving the work uncommitted.
     """
     delay = RETRY_INITIAL_S
@@ -100,7 +118,7 @@ async def _retry(
             return await op()
         except Exception as exc:
             on_error()
-            if permanent(exc):
+            if permanent(exc) or is_programming_error(exc):
                 raise
             attempt += 1
             # A full traceback the first time, then one line per attempt: a long

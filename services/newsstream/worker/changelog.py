@@ -21,14 +21,17 @@ partitions to the highwater reported in fetch responses, which is exact.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from newsstream.platform.settings import Settings
 from newsstream.platform.kafka import require_bootstrap
+from newsstream.platform.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 async def read_changelog(
@@ -144,3 +147,44 @@ class ChangelogWrites(MutableMapping[str, Any]):
         """(key, latest value) of each key changed since the last drain; value None: deleted."""
         changed, self._changed = self._changed, {}
         return [(key, None if value is _DELETED else value) for key, value in changed.items()]
+
+
+class ChangelogTail:
+    """Completes faust's recovery of a table from the tail of its changelog, once per assignment.
+
+    Tansu answers ListOffsets with the start of a partition's last batch, so
+    faust's recovery stops short of the records after it; on Apache Kafka it
+    reads everything. Before a stage handles anything after an assignment,
+    the owned changelog partitions are read to the fetch highwater (which is
+    right on both) and what recovery missed is put right. Without this a
+    restarted worker on the embedded broker could miss a duplicate.
+    """
+
+    def __init__(self, settings: Settings, assignor: Any) -> None:
+        self.settings = settings
+        self.assignor = assignor  # faust's: which changelog partitions this worker owns
+        self._checked: set[tuple[str, int]] = set()
+
+    def forget(self) -> None:
+        """A new assignment: every owned partition is checked again."""
+        self._checked.clear()
+
+    async def repair(self, tables: list[Any], sync: bool = False) -> bool:
+        """``sync=False``: add missing keys (exact dedup: claims never change);
+        ``sync=True``: make the table equal to its changelog (stage 3: values change).
+        True when a newly assigned partition was checked."""
+        checked = False
+        for table in tables:
+            changelog = table.changelog_topic.get_topic_name()
+            owned = {tp.partition for tp in self.assignor.assigned_actives() if tp.topic == changelog}
+            unchecked = sorted(p for p in owned if (changelog, p) not in self._checked)
+            if not unchecked:
+                continue
+            fix = sync_with_changelog if sync else add_missing_entries
+            changed = await fix(self.settings, changelog, unchecked, table.data)
+            self._checked.update((changelog, p) for p in unchecked)
+            checked = True
+            if changed:
+                log.warning("%s: %d entries were missing or stale after recovery and were fixed from the changelog",
+                            table.name, changed)
+        return checked

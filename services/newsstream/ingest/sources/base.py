@@ -11,7 +11,10 @@ from zoneinfo import ZoneInfo
 from newsstream.contract.models import DeadLetter, RawArticle, RawTickerItem
 
 RawItem = RawArticle | RawTickerItem
-SourceKind = Literal["feed", "page", "ticker"]
+# The kinds of polled source; each has its module (feed.py, page.py, ticker.py)
+# and its handler in runner.Poller. Push and archive replay are not polled.
+SOURCE_KINDS = ("feed", "page", "ticker")
+SourceKind = Literal[SOURCE_KINDS]  # type: ignore[valid-type]
 STAGE = "ingest"
 
 _LANG_RE = re.compile(r"^([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]+)*$")

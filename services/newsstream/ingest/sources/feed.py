@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import feedparser
+
 from newsstream.contract.ids import stable_hash
+from newsstream.errors import NewsstreamError
 from newsstream.ingest.sources.base import language_code
 from newsstream.ingest.sources.textutil import (
     clean,
@@ -32,7 +34,9 @@ from newsstream.ingest.sources.textutil import (
 from newsstream.ingest.sources.urls import canonical_url
 
 
-class FeedError(Exception):
+class FeedError(NewsstreamError):
+    """A feed that cannot be read: bad bytes (a dead letter) or broken XML (the source failed)."""
+
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(f"{kind}: {message}")
         self.kind = kind

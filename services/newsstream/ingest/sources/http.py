@@ -26,6 +26,8 @@ from urllib.robotparser import RobotFileParser
 
 import aiohttp
 from multidict import CIMultiDictProxy
+
+from newsstream.errors import InfrastructureError
 from newsstream.ingest.sources.urls import host_of
 
 DEFAULT_USER_AGENT = "newsstream/0.1 (+https://github.com/newsstream; news ingestion bot)"
@@ -34,7 +36,7 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key", "api-key", "x-auth-token"})
 
 
-class FetchError(Exception):
+class FetchError(InfrastructureError):
     """A fetch that produced no usable response. ``kind`` is a short stable label."""
 
     def __init__(self, kind: str, message: str, *, status: int | None = None, url: str | None = None) -> None:

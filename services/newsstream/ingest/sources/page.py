@@ -17,8 +17,6 @@ from urllib.parse import urljoin
 from zoneinfo import ZoneInfo
 
 from newsstream.contract import wire
-from newsstream.text.normalize import normalize_text
-from newsstream.text.page import ParsedArticle, ParsedPage, parse_page
 from newsstream.ingest.events import events_from_page
 from newsstream.ingest.sources.base import (
     STAGE,
@@ -29,6 +27,8 @@ from newsstream.ingest.sources.base import (
 )
 from newsstream.ingest.sources.textutil import count_invisible, visible_lines
 from newsstream.ingest.sources.urls import canonical_url
+from newsstream.text.normalize import normalize_text
+from newsstream.text.page import ParsedArticle, ParsedPage, parse_page
 
 _DATE_META = (
     "article:published_time", "og:published_time", "og:article:published_time", "datePublished",

@@ -33,19 +33,21 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 from aiohttp import web
+from pydantic import ValidationError
+
 from newsstream.contract import wire
 from newsstream.contract.ids import stable_hash
 from newsstream.contract.models import RawArticle, RawTickerItem
+from newsstream.errors import NewsstreamError
 from newsstream.ingest.events import (
     event_from_json_line,
     resolve_clock_time,
     source_thread_id,
 )
-from newsstream.ingest.sources import metrics as m
 from newsstream.ingest.sources.base import as_utc
 from newsstream.ingest.sources.textutil import clean, count_invisible
 from newsstream.ingest.sources.urls import canonical_url
-from pydantic import ValidationError
+from newsstream.platform import metrics
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,9 @@ class PushConfig:
     max_items: int = 500
 
 
-class PushError(Exception):
+class PushError(NewsstreamError):
+    """A request the push API refuses, with its HTTP status and error code."""
+
     def __init__(self, status: int, error: str, message: str, details: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.status, self.error, self.message, self.details = status, error, message, details or []
@@ -206,16 +210,16 @@ def push_app(sink: AckSink, config: PushConfig, *, clock=wire.utcnow) -> web.App
             if denied:
                 raise PushError(403, "insufficient_scope", f"token {client.name!r} may not push for source(s) {denied}")
         except PushError as exc:
-            m.ERRORS.labels(client_name, f"push_{exc.status}").inc()
+            metrics.SOURCE_POLL_ERRORS.labels(client_name, f"push_{exc.status}").inc()
             return exc.response()
         try:
             await sink.emit_acked(events)
         except Exception as exc:  # KafkaError and friends: the client must retry
             log.warning("push: broker did not acknowledge %d item(s): %s", len(events), exc)
-            m.ERRORS.labels(client_name, "push_503").inc()
+            metrics.SOURCE_POLL_ERRORS.labels(client_name, "push_503").inc()
             return PushError(503, "unavailable", "the broker did not acknowledge the write; retry later").response()
         if removed:
-            m.CLEANED.labels(client_name, "invisible_chars").inc(removed)
+            metrics.SOURCE_CLEANED.labels(client_name, "invisible_chars").inc(removed)
         return web.Response(
             status=202, content_type="application/json",
             body=orjson.dumps({"accepted": len(events), "ids": [e.id for e in events]}),

@@ -4,7 +4,7 @@ Credentials are never written in the file: a source's ``auth`` and a push
 token name an *environment variable* (``env = "ALMAYADEEN_TOKEN"``) whose
 value is read when the service starts. Inline secrets (an ``Authorization``
 header, a ``token = "..."`` key) are rejected by validation. See
-``deploy/sources.example.toml`` and the "Sources" section of README.md.
+``deploy/sources.example.toml`` and ``docs/sources.md``.
 """
 
 from __future__ import annotations
@@ -17,9 +17,6 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from newsstream.ingest.sources.base import Source
-from newsstream.ingest.sources.http import DEFAULT_USER_AGENT
-from newsstream.ingest.sources.push import PushClient, PushConfig
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -29,12 +26,17 @@ from pydantic import (
     model_validator,
 )
 
+from newsstream.errors import ConfigError
+from newsstream.ingest.sources.base import Source, SourceKind
+from newsstream.ingest.sources.http import DEFAULT_USER_AGENT
+from newsstream.ingest.sources.push import PushClient, PushConfig
+
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SECRET_HEADERS = {"authorization", "cookie", "x-api-key", "api-key", "proxy-authorization", "x-auth-token"}
 
 
-class RegistryError(Exception):
-    pass
+class RegistryError(ConfigError):
+    """The source registry (TOML) is invalid or names an unset environment variable."""
 
 
 class _Model(BaseModel):
@@ -80,7 +82,7 @@ class AuthConfig(_Model):
 
 class SourceConfig(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Also the metrics label.")
-    kind: Literal["feed", "page", "ticker"]
+    kind: SourceKind
     url: str = Field(pattern=r"^https?://")
     language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}$")
     tz: str = "UTC"

@@ -23,10 +23,11 @@ from datetime import datetime
 from typing import Protocol
 
 import orjson
+
 from newsstream.contract import wire
 from newsstream.contract.ids import article_id, stable_hash
 from newsstream.contract.models import DeadLetter, RawArticle, RawTickerItem
-from newsstream.ingest.sources import metrics as m
+from newsstream.errors import InfrastructureError
 from newsstream.ingest.sources.base import STAGE, Outcome, RawItem, Source
 from newsstream.ingest.sources.feed import (
     FeedError,
@@ -45,6 +46,7 @@ from newsstream.ingest.sources.ticker import (
     ticker_events,
 )
 from newsstream.ingest.sources.urls import host_of
+from newsstream.platform import metrics
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ def transient(exc: FetchError) -> bool:
     return exc.kind == "http_status" and (exc.status or 0) in range(500, 600) or exc.status == 429
 
 
-class PollError(Exception):
+class PollError(InfrastructureError):
     """A source-level failure (the feed itself, not one item): counted and retried with backoff."""
 
     def __init__(self, kind: str, message: str) -> None:
@@ -111,7 +113,7 @@ class Poller:
                 url, etag=etag, last_modified=last_modified, headers=headers, check_robots=robots
             )
         finally:
-            m.FETCH_SECONDS.labels(source.name, what).observe(time.monotonic() - started)
+            metrics.SOURCE_FETCH_SECONDS.labels(source.name, what).observe(time.monotonic() - started)
 
     # --------------------------------------------------------------- polls
 
@@ -278,9 +280,9 @@ async def commit(source: Source, out: Outcome, sink: EventSink, state: SourceSta
         if out.validators is not None:
             state.set_validators(*out.validators)
     for kind, n in out.errors.items():
-        m.ERRORS.labels(source.name, kind).inc(n)
+        metrics.SOURCE_POLL_ERRORS.labels(source.name, kind).inc(n)
     for kind, n in out.cleaned.items():
-        m.CLEANED.labels(source.name, kind).inc(n)
+        metrics.SOURCE_CLEANED.labels(source.name, kind).inc(n)
 
 
 class SourceRunner:
@@ -311,14 +313,14 @@ class SourceRunner:
         except PollError as exc:
             self.failures[source.name] += 1
             self.last_error[source.name] = str(exc)
-            m.POLLS.labels(source.name, "error").inc()
-            m.ERRORS.labels(source.name, exc.kind).inc()
+            metrics.SOURCE_POLLS.labels(source.name, "error").inc()
+            metrics.SOURCE_POLL_ERRORS.labels(source.name, exc.kind).inc()
             log.warning("source %s: %s (failure %d)", source.name, exc, self.failures[source.name])
             return None
         await commit(source, out, self.sink, self.state)
         self.failures[source.name] = 0
-        m.POLLS.labels(source.name, "not_modified" if out.not_modified else "ok").inc()
-        m.success(source.name, source.kind)
+        metrics.SOURCE_POLLS.labels(source.name, "not_modified" if out.not_modified else "ok").inc()
+        metrics.observe_poll_success(source.name, source.kind)
         return out
 
     def next_delay(self, source: Source) -> float:
@@ -335,7 +337,7 @@ class SourceRunner:
                 raise
             except Exception:  # a bug in one source's handling must not end its loop or the others
                 self.failures[source.name] += 1
-                m.ERRORS.labels(source.name, "internal").inc()
+                metrics.SOURCE_POLL_ERRORS.labels(source.name, "internal").inc()
                 log.exception("source %s: unexpected error", source.name)
             try:
                 await asyncio.wait_for(stop.wait(), timeout=self.next_delay(source))

@@ -28,16 +28,20 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import orjson
+
 from newsstream.contract.models import RawTickerItem
-from newsstream.text.normalize import normalize_text
-from newsstream.text.page import parse_page
+from newsstream.errors import DataError
 from newsstream.ingest.events import events_from_page
 from newsstream.ingest.sources.textutil import clean, decode_body, visible_lines
+from newsstream.text.normalize import normalize_text
+from newsstream.text.page import parse_page
 
 
-class TickerFormatError(Exception):
+class TickerFormatError(DataError):
+    """A ticker endpoint's body is not a ticker; ``kind`` is the dead letter's reason."""
+
     def __init__(self, kind: str, message: str) -> None:
-        super().__init__(f"{kind}: {message}")
+        super().__init__(f"{kind}: {message}", reason=kind)
         self.kind = kind
 
 

@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
-from newsstream.sink.stores.base import Store, StoredEvent, is_data_error, row_id, rows_by_table, table_for
+from newsstream.sink.stores.base import (
+    Store,
+    StoredEvent,
+    is_data_error,
+    row_id,
+    rows_by_table,
+    table_for,
+)
 from newsstream.sink.stores.postgres import PostgresStore, parse_postgres_url
 from newsstream.sink.stores.queries import StoreSummary
 from newsstream.sink.stores.sqlite import SQLiteStore

@@ -17,7 +17,13 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any, Protocol, Self, runtime_checkable
 
-from newsstream.contract.models import DeadLetter, EnrichedArticle, EnrichedTickerItem, StoryEvent
+from newsstream.contract.models import (
+    DeadLetter,
+    EnrichedArticle,
+    EnrichedTickerItem,
+    StoryEvent,
+)
+from newsstream.errors import DataError
 from newsstream.sink.stores.queries import (
     DUPLICATES_SQL,
     STORIES_SQL,
@@ -27,7 +33,13 @@ from newsstream.sink.stores.queries import (
     StoryRow,
     ThreadRow,
 )
-from newsstream.sink.stores.tables import ARTICLES, DEAD_LETTERS, STORIES, TABLES, TICKER_ITEMS
+from newsstream.sink.stores.tables import (
+    ARTICLES,
+    DEAD_LETTERS,
+    STORIES,
+    TABLES,
+    TICKER_ITEMS,
+)
 
 StoredEvent = EnrichedArticle | EnrichedTickerItem | DeadLetter | StoryEvent
 
@@ -149,16 +161,24 @@ def table_for(event: StoredEvent) -> str:
 
 
 def is_data_error(exc: BaseException) -> bool:
-    """True when the store rejected the *data* (retrying the same rows cannot succeed),
-    False for what may pass on a retry (connection lost, database locked, timeout)."""
-    if isinstance(exc, (sqlite3.IntegrityError, sqlite3.DataError, ValueError, TypeError, OverflowError)):
+    """True when the store rejected the *data* (retrying the same rows cannot succeed).
+
+    Only the drivers' own data and constraint errors count: a ``TypeError`` or
+    ``ValueError`` raised on the way is a bug in newsstream, and treating it as
+    bad data would quietly dead-letter good items (see :mod:`newsstream.errors`).
+    """
+    if isinstance(exc, DataError):
+        return True
+    # sqlite3 raises OverflowError for an integer it cannot hold.
+    if isinstance(exc, (sqlite3.IntegrityError, sqlite3.DataError, OverflowError)):
         return True
     try:
         import asyncpg
     except ImportError:  # pragma: no cover - asyncpg is a dependency
         return False
-    # Class 22 (data exception), 23 (integrity constraint), 54 (program limit:
-    # e.g. a value too large for an index row).
+    # Class 22 (data exception, also asyncpg's "invalid input for query
+    # argument"), 23 (integrity constraint), 54 (program limit: e.g. a value
+    # too large for an index row).
     return isinstance(exc, (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError,
                             asyncpg.ProgramLimitExceededError))
 

@@ -10,9 +10,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 
-from newsstream.sink.stores.base import COLUMNS, StoreBase, StoredEvent, create_sql, rows_by_table, upsert_sql
+from newsstream.sink.stores.base import (
+    COLUMNS,
+    StoreBase,
+    StoredEvent,
+    create_sql,
+    rows_by_table,
+    upsert_sql,
+)
 from newsstream.sink.stores.queries import BY_REASON_SQL, SUMMARY_SQL, StoreSummary
-
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 

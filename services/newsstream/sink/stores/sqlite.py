@@ -12,10 +12,16 @@ from typing import Any
 
 import orjson
 
-from newsstream.sink.stores.base import COLUMNS, StoreBase, StoredEvent, create_sql, rows_by_table, upsert_sql
+from newsstream.sink.stores.base import (
+    COLUMNS,
+    StoreBase,
+    StoredEvent,
+    create_sql,
+    rows_by_table,
+    upsert_sql,
+)
 from newsstream.sink.stores.queries import BY_REASON_SQL, SUMMARY_SQL, StoreSummary
 from newsstream.sink.stores.tables import TABLES
-
 
 
 class SQLiteStore(StoreBase):

@@ -1,7 +1,8 @@
-"""``newsstream eval pairs`` and ``newsstream eval stream``: dedup and story quality on labelled data.
+"""Same-story and dedup quality on labelled data (``newsstream eval pairs`` and ``eval stream``).
 
-Wire into the CLI with ``register(eval_app)``. Both commands print progress
-and tables on stderr and one line of JSON as the last line of stdout.
+Pure: the pair similarity and the stream replay are the functions the worker
+runs (:mod:`newsstream.evaluation.stream_replay`), so the figures measure the
+product. The commands live in :mod:`newsstream.cli.eval`.
 """
 
 from __future__ import annotations
@@ -10,16 +11,11 @@ import math
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-import typer
 
-from newsstream.text.normalize import normalize_text
 from newsstream.dedup.neardup import NearDupConfig, NearDupIndex, estimate_jaccard
-from newsstream.evaluation.stream_replay import Pipeline, PipelineConfig, deep_size, read_stream
 from newsstream.dedup.stories import (
     StoryConfig,
     content_terms,
@@ -27,9 +23,15 @@ from newsstream.dedup.stories import (
     idf_weight,
     pair_similarity,
 )
-from newsstream.dedup.threads import ThreadConfig
+from newsstream.evaluation.stream_replay import (
+    Pipeline,
+    PipelineConfig,
+    deep_size,
+    read_stream,
+)
+from newsstream.text.normalize import normalize_text
 
-__all__ = ["eval_pairs", "eval_stream", "pearson", "register"]
+__all__ = ["eval_pairs", "eval_stream", "pearson"]
 
 SAME_STORY_MAX_LABEL = 2.0  # gold 1 (same story) .. 4 (unrelated): <= 2 is "same story"
 
@@ -253,70 +255,3 @@ def eval_stream(
         if t["line_count"] > 1
     ]
     return result
-
-
-def _emit(result: dict[str, Any]) -> None:
-    sys.stdout.buffer.write(orjson.dumps(result) + b"\n")
-    sys.stdout.flush()
-
-
-def _table(rows: Iterable[tuple[str, dict[str, Any]]]) -> None:
-    print(f"{'lang':8} {'n':>5} {'pearson':>8} {'f1':>6} {'prec':>6} {'rec':>6} {'same':>5}", file=sys.stderr)
-    for lang, s in rows:
-        print(
-            f"{lang:8} {s['n']:>5} {s['pearson'] if s['pearson'] is not None else 'n/a':>8} {s['f1']:>6} "
-            f"{s['precision']:>6} {s['recall']:>6} {s['same_story_pairs']:>5}",
-            file=sys.stderr,
-        )
-
-
-def register(eval_app: typer.Typer) -> None:
-    """Add ``pairs`` and ``stream`` to the ``newsstream eval`` group."""
-
-    @eval_app.command("pairs")
-    def pairs(
-        file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSONL with text, text_pair, label (1 = same story .. 4).")],
-        story_threshold: Annotated[float | None, typer.Option(help="Story similarity threshold (default: the pipeline's).")] = None,
-        near_threshold: Annotated[float | None, typer.Option(help="Near-duplicate Jaccard threshold (default: the pipeline's).")] = None,
-        backend: Annotated[str, typer.Option(help="MinHash library: rensa or datasketch.")] = "rensa",
-    ) -> None:
-        """Similarity vs human scores: Pearson, F1 for "same story" (gold <= 2) at the pipeline's threshold, per language."""
-        story = StoryConfig() if story_threshold is None else StoryConfig(threshold=story_threshold)
-        near = NearDupConfig(backend=backend) if near_threshold is None else NearDupConfig(threshold=near_threshold, backend=backend)
-        result = eval_pairs(str(file), story, near)
-        _table([("all", result), *result["languages"].items()])
-        _emit(result)
-
-    @eval_app.command("stream")
-    def stream(
-        file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Time-ordered JSONL of raw events or ANT-style articles.")],
-        near_threshold: Annotated[float, typer.Option(help="Near-duplicate Jaccard threshold.")] = NearDupConfig.threshold,
-        near_window_hours: Annotated[float, typer.Option(help="Near-duplicate window (hours).")] = NearDupConfig.window_s / 3600,
-        story_threshold: Annotated[float, typer.Option(help="Story similarity threshold.")] = StoryConfig.threshold,
-        story_window_hours: Annotated[float, typer.Option(help="A story takes members while active within this many hours.")] = StoryConfig.window_s / 3600,
-        backend: Annotated[str, typer.Option(help="MinHash library: rensa or datasketch.")] = "rensa",
-        sample: Annotated[int, typer.Option(help="Multi-source stories to include in the output (largest first).")] = 10,
-        ticker_interval_minutes: Annotated[
-            float | None,
-            typer.Option(help="Read records that are not raw events as ticker posts ('عاجل | who: what'), this many minutes apart when they carry no time."),
-        ] = None,
-    ) -> None:
-        """Replay a stream through the worker's functions: duplicates, stories, precision/recall vs exact_dup_group."""
-        config = PipelineConfig(
-            near=NearDupConfig(threshold=near_threshold, window_s=near_window_hours * 3600, backend=backend),
-            threads=ThreadConfig(),
-            stories=StoryConfig(threshold=story_threshold, window_s=story_window_hours * 3600),
-        )
-        interval = None if ticker_interval_minutes is None else ticker_interval_minutes * 60
-        result = eval_stream(str(file), config, sample, interval)
-        for story in result["sample"]:
-            print(f"\n[{story['story_id']}] {story['headline']}  ({', '.join(story['sources'])})", file=sys.stderr)
-            for m in story["members"]:
-                print(f"   {m['joined_by']:10} {m['similarity']:.2f} {m['source']:18} {m['title']}", file=sys.stderr)
-        _emit(result)
-
-
-if __name__ == "__main__":  # python -m newsstream.evaluation.stream pairs|stream FILE (until the CLI registers it)
-    _app = typer.Typer(no_args_is_help=True)
-    register(_app)
-    _app()

@@ -1,0 +1,77 @@
+"""How the worker writes: every record awaited into the producer, fail-stop when the broker refuses one.
+
+All three stages write through one :class:`Output`, so the delivery rule and
+the dead-letter format are the same wherever a record comes from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from typing import Any
+
+from newsstream.contract import topics, wire
+from newsstream.platform import metrics
+
+log = logging.getLogger(__name__)
+
+SERVICE = "worker"
+
+# Replaced in tests; os._exit skips faust's shutdown, which would commit offsets.
+_hard_exit = os._exit
+DELIVERY_FAILURE_EXIT_CODE = 70
+
+
+def fail_stop_on_delivery_error(delivery: asyncio.Future[Any]) -> None:
+    """Done-callback of every record the worker produces: a record the broker
+    finally refused (after the producer's own retries) stops the process at once.
+
+    faust acks a batch once its records are handed to the producer and
+    commits after flushing it, and aiokafka's flush waits but never raises:
+    a refused record would be committed past and lost. Exiting before the
+    next commit makes the batch come back to whoever takes the partition
+    over (fail-stop, as Kafka Streams does by default). Awaiting the
+    deliveries inside the batch loop instead stalled the worker after a
+    restart; a callback adds no wait.
+    """
+    if delivery.cancelled() or delivery.exception() is None:
+        return
+    exc = delivery.exception()
+    log.critical("a record the worker produced was refused by the broker (%s: %s): exiting without committing",
+                 type(exc).__name__, exc, extra={"error_type": type(exc).__name__})
+    for handler in logging.getLogger().handlers:
+        with contextlib.suppress(Exception):  # a closed stream must not stop the exit
+            handler.flush()
+    _hard_exit(DELIVERY_FAILURE_EXIT_CODE)
+
+
+class Output:
+    """The worker's producer side: ``send`` any record, ``dead_letter`` an input that failed."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app  # the faust app: its producer exists only once the app runs
+
+    async def send(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None) -> None:
+        delivery = await self._app.producer.send(topic, key, value, partition, None, None)
+        delivery.add_done_callback(fail_stop_on_delivery_error)  # type: ignore[attr-defined]
+
+    async def dead_letter(
+        self, topic: str, partition: int, offset: int, payload: bytes | None, exc: BaseException,
+        item_id: str | None = None,
+    ) -> None:
+        """The input at ``topic[partition]@offset`` could not be processed: to the dead-letter topic, counted and logged."""
+        letter = wire.dead_letter_for(
+            payload or b"", exc, stage=SERVICE, source_topic=topic, source_partition=partition, source_offset=offset
+        )
+        await self.send(topics.DEAD_LETTERS, letter.id.encode(), wire.dumps(letter))
+        metrics.DEAD_LETTERS.labels(SERVICE, topic, letter.reason).inc()
+        log.warning(
+            "dead letter: %s (%s) topic=%s partition=%s offset=%s",
+            letter.reason, letter.error[:200], topic, partition, offset,
+            extra={
+                "item_id": item_id, "topic": topic, "partition": partition, "offset": offset,
+                "reason": letter.reason, "dead_letter_id": letter.id, "error_type": type(exc).__name__,
+            },
+        )

@@ -1,0 +1,49 @@
+"""Stage 1 of the worker: validate and enrich raw events, ship them by content to stage 2.
+
+Stateless, so it scales with the raw topics' partitions. Items go out in
+envelopes (:mod:`newsstream.worker.envelope`), one message per by-content
+partition per batch: stage 2 pays faust's per-event cost once per envelope.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from newsstream.contract import wire
+from newsstream.dedup.exact import dedup_key, partition_for
+from newsstream.enrich.item import enrich
+from newsstream.platform import metrics
+from newsstream.worker.delivery import SERVICE, Output
+from newsstream.worker.envelope import EnvelopeBuilder
+
+
+class EnrichStage:
+    def __init__(self, output: Output, by_content_topic: str, partitions: int) -> None:
+        self.output = output
+        self.by_content_topic = by_content_topic
+        self.partitions = partitions
+
+    async def handle(self, events: Sequence[Any]) -> None:
+        """One batch of faust events from the raw topics."""
+        started = time.perf_counter()
+        now = wire.utcnow()
+        envelopes = EnvelopeBuilder()
+        for event in events:
+            msg = event.message
+            metrics.ITEMS_IN.labels(SERVICE, msg.topic).inc()
+            try:
+                enriched = enrich(wire.loads_raw(msg.value), now)
+                metrics.ENRICHED.labels(enriched.kind, enriched.enrichment.language).inc()
+                content_key = dedup_key(enriched)
+                envelopes.add(
+                    partition_for(content_key, self.partitions),
+                    content_key, enriched.id, enriched.kind, wire.dumps(enriched),
+                )
+            except Exception as exc:  # bad input must never stop the worker
+                key = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else None
+                await self.output.dead_letter(msg.topic, msg.partition, msg.offset, msg.value, exc, key)
+        for partition, envelope in envelopes.drain():
+            await self.output.send(self.by_content_topic, None, envelope, partition)
+        metrics.PROCESSING_SECONDS.labels(SERVICE, "enrich").observe(time.perf_counter() - started)
