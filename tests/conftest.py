@@ -19,16 +19,14 @@ import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import datetime, timedelta, timezone
-from typing import Any
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from newsstream.platform.broker import EmbeddedBroker
-from newsstream.platform.settings import Settings
 from newsstream.contract.models import (
     DeadLetter,
     EnrichedArticle,
@@ -38,9 +36,24 @@ from newsstream.contract.models import (
     RawTickerItem,
 )
 from newsstream.contract.wire import dead_letter
+from newsstream.platform.broker import EmbeddedBroker
+from newsstream.platform.settings import Settings
+from tests.needs import require
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_BASE_URL = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test"  # trust auth on this machine
+
+
+# Tests that start real components (the Tansu broker, PostgreSQL) are integration
+# tests whatever their file: marked here from the fixtures they use, so
+# ``-m "not integration"`` is always the quick, self-contained subset.
+_INTEGRATION_FIXTURES = {"broker", "fast_settings", "pg_url"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture
@@ -78,7 +91,7 @@ def _ensure_postgres() -> None:
         return
     versions = sorted(p.name for p in Path("/etc/postgresql").glob("*")) if Path("/etc/postgresql").is_dir() else []
     if not versions or not shutil.which("pg_ctlcluster"):
-        pytest.skip("PostgreSQL is not installed on this machine")
+        require("PostgreSQL is not installed on this machine")
     subprocess.run(
         ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"],
         check=False,

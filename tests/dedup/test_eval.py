@@ -7,9 +7,11 @@ from pathlib import Path
 import orjson
 import pytest
 import typer
-
-from newsstream.evaluation.stream import eval_stream, pearson, register
 from typer.testing import CliRunner
+
+from newsstream.cli.main import app as newsstream_cli
+from newsstream.evaluation.stories import eval_stream, pearson
+from tests.needs import require
 
 from .texts import (
     FOOTBALL_BODY,
@@ -30,11 +32,7 @@ SHARED_PAIRS = SHARED / "semeval2022_task8_news_similarity" / "pairs.jsonl"
 
 
 def cli() -> typer.Typer:
-    app = typer.Typer()
-    eval_app = typer.Typer()
-    register(eval_app)
-    app.add_typer(eval_app, name="eval")
-    return app
+    return newsstream_cli
 
 
 def run(*args: str) -> dict:
@@ -95,8 +93,9 @@ def test_pearson() -> None:
     assert pearson([1, 1], [1, 2]) is None
 
 
-@pytest.mark.skipif(not SHARED_STREAM.exists(), reason="shared data not beside the repo")
 def test_exact_duplicate_recall_on_the_shared_stream_is_one() -> None:
+    if not SHARED_STREAM.exists():
+        require(f"shared data not beside the repo: {SHARED_STREAM}")
     out = eval_stream(str(SHARED_STREAM), sample=0)
     assert out["items"] == 546
     assert out["exact_vs_gold"]["recall"] == 1.0
@@ -104,8 +103,9 @@ def test_exact_duplicate_recall_on_the_shared_stream_is_one() -> None:
     assert out["exact_vs_gold"]["wrong_target"] == 0
 
 
-@pytest.mark.skipif(not SHARED_PAIRS.exists(), reason="shared data not beside the repo")
 def test_pairs_on_the_shared_data_correlate_with_the_gold() -> None:
+    if not SHARED_PAIRS.exists():
+        require(f"shared data not beside the repo: {SHARED_PAIRS}")
     out = run("pairs", str(SHARED_PAIRS))
     assert out["n"] == 1098
     assert out["pearson"] > 0.4 and out["arabic"]["pearson"] > 0.4

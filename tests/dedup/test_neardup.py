@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from newsstream.contract.models import RawArticle, RawTickerItem
-from newsstream.text.normalize import normalize_text
 from newsstream.dedup.neardup import (
     NearDupConfig,
     NearDupIndex,
@@ -21,6 +20,7 @@ from newsstream.dedup.neardup import (
     signature,
 )
 from newsstream.evaluation.stream_replay import Pipeline
+from newsstream.text.normalize import normalize_text
 
 from .texts import (
     BOILERPLATE,

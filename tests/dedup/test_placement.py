@@ -5,13 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from newsstream.contract.models import RawArticle, RawTickerItem
-from newsstream.enrich.item import enrich
 from newsstream.dedup.neardup import NearDupIndex
 from newsstream.dedup.placement import CHANGELOGGED_TABLES, Placement, PlacementConfig
+from newsstream.enrich.item import enrich
 from newsstream.evaluation.stream_replay import Pipeline
 from newsstream.worker.changelog import ChangelogWrites
 
-from .texts import LIGHT_EDIT_BODY, QUAKE_TICKER_1, QUAKE_TICKER_2, WATER_BODY, WIRE_BODY
+from .texts import (
+    LIGHT_EDIT_BODY,
+    QUAKE_TICKER_1,
+    QUAKE_TICKER_2,
+    WATER_BODY,
+    WIRE_BODY,
+)
 
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 
@@ -111,9 +117,9 @@ def test_rebuilt_bands_are_the_bands_the_index_built() -> None:
 
 def test_a_common_word_keeps_a_bounded_postings_list() -> None:
     """Memory and cost per item stay flat however many stories share a word."""
-    from newsstream.dedup.stories import StoryConfig
-
     import random
+
+    from newsstream.dedup.stories import StoryConfig
 
     placement = Placement()
     cap = StoryConfig().max_postings + 1

@@ -7,14 +7,14 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from newsstream.contract.models import RawArticle, RawTickerItem
-from newsstream.text.normalize import normalize_text
-from newsstream.evaluation.stream_replay import Pipeline, PipelineConfig
 from newsstream.dedup.stories import (
     StoryConfig,
     StoryEvent,
     content_terms,
     pair_similarity,
 )
+from newsstream.evaluation.stream_replay import Pipeline, PipelineConfig
+from newsstream.text.normalize import normalize_text
 
 from .texts import (
     MATCH,

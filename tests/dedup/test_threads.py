@@ -7,9 +7,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from newsstream.contract.models import RawTickerItem
-from newsstream.text.page import parse_page
-from newsstream.ingest.events import events_from_page
 from newsstream.dedup.threads import ThreadConfig, Threads
+from newsstream.ingest.events import events_from_page
+from newsstream.text.page import parse_page
 
 SEED = Path(__file__).resolve().parents[3] / "shared" / "seeds" / "000_d53218aacc3a3954.txt"
 BEIRUT = ZoneInfo("Asia/Beirut")

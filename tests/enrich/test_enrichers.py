@@ -10,16 +10,16 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from newsstream.cli.eval import eval_app
+from newsstream.contract.models import Enrichment
 from newsstream.enrich.gazetteer import get_gazetteer
+from newsstream.enrich.iptc import IPTC_LABELS, classify, get_topic_model
 from newsstream.enrich.ner import bio_spans, get_tagger
 from newsstream.enrich.pipeline import enrich_fields, find_entities, parse_attribution
 from newsstream.enrich.quotes import find_quotes
-from newsstream.enrich.tokens import skeleton, strip_clitics, tokens
 from newsstream.enrich.times import find_times
-from newsstream.enrich.iptc import IPTC_LABELS, classify, get_topic_model
+from newsstream.enrich.tokens import skeleton, strip_clitics, tokens
 from newsstream.enrich.urgency import urgency
-from newsstream.contract.models import Enrichment
-from newsstream.evaluation.enrichment import register
 
 PUB = datetime(2025, 4, 1, 12, 0, tzinfo=timezone.utc)  # Tuesday
 DATA = Path(__file__).resolve().parents[2] / "services" / "newsstream" / "enrich" / "data"
@@ -228,8 +228,7 @@ def test_gazetteer_version_and_entities_have_iso_codes() -> None:
 # -- eval commands -------------------------------------------------------------------
 
 def _app() -> typer.Typer:
-    app = typer.Typer()
-    register(app)
+    app = eval_app
     return app
 
 
@@ -273,8 +272,8 @@ def test_model_files_are_small_and_documented() -> None:
 # -- worker integration ---------------------------------------------------------------
 
 def test_worker_enrich_adds_fields_and_survives_an_enricher_failure(monkeypatch) -> None:
-    from newsstream.enrich import pipeline
     from newsstream.contract.models import RawTickerItem
+    from newsstream.enrich import pipeline
     from newsstream.enrich.item import enrich
 
     raw = RawTickerItem(id="t1", source="s", time="22:04", published_at=PUB, text="طهران تتخلى عن الحوثيين",

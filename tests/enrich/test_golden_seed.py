@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from newsstream.contract.models import EnrichedArticle, EnrichedTickerItem
-from newsstream.ingest.events import events_from_page_text
 from newsstream.enrich.item import enrich
+from newsstream.ingest.events import events_from_page_text
 
 FETCHED = datetime(2025, 4, 1, 20, 0, tzinfo=timezone.utc)  # a Tuesday, 2 weeks after mid-March
 

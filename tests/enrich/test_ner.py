@@ -6,12 +6,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-import typer
 from typer.testing import CliRunner
 
+from newsstream.cli.eval import eval_app
 from newsstream.enrich import ner, pipeline
 from newsstream.evaluation.scoring import document_tags, documents
-from newsstream.evaluation.enrichment import register
 
 SENTS = [
     ["قال", "الرئيس", "الأمريكي", "جورج", "بوش", "في", "واشنطن", "."],
@@ -132,8 +131,7 @@ def test_model_span_around_gazetteer_names_replaces_them(monkeypatch) -> None:
 
 
 def test_eval_entities_default_is_the_product(tmp_path: Path) -> None:
-    app = typer.Typer()
-    register(app)
+    app = eval_app
     rows = [{"tokens": ["زار", "لافروف", "موسكو", "."], "tags": ["O", "B-PERS", "B-LOC", "O"], "doc": 1},
             {"tokens": ["وقال", "لافروف", "إن", "."], "tags": ["O", "B-PERS", "O", "O"], "doc": 1}]
     f = tmp_path / "e.jsonl"

@@ -15,10 +15,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from newsstream.platform.settings import Settings
 from newsstream.cli.demo import ServiceProcess, spawn_service
+from newsstream.platform.settings import Settings
 
 T = TypeVar("T")
 
@@ -109,10 +110,62 @@ async def diagnose(services) -> str:
                 counters[id(svc)][name.removeprefix("newsstream_")] = metric_sum(svc.metrics_port, name)
             if svc.name == "worker":
                 os.kill(svc.proc.pid, signal.SIGUSR1)
-    await asyncio.sleep(3)  # the dump is written from the worker's event loop
+    # The dump is written from the worker's event loop: wait for it to land (bounded).
+    deadline = time.monotonic() + 5
+    workers = [svc for svc in services if svc.name == "worker" and svc.proc.poll() is None]
+    while time.monotonic() < deadline and not all(
+        "TASKS" in svc.log_path.read_text(errors="replace")[dump_from[id(svc)]:] for svc in workers
+    ):
+        await asyncio.sleep(0.1)
     for svc in services:
         text = svc.log_path.read_text(errors="replace")
         before, dump = text[: dump_from[id(svc)]], text[dump_from[id(svc)] :]
         tail = before[-3000:] + (f"\n[stacks]\n{dump[:30000]}" if dump.strip() else "")
         parts.append(f"--- {svc.name} (alive: {svc.proc.poll() is None}) {counters[id(svc)]}\n{tail}")
     return "\n".join(parts)
+
+
+async def end_offsets(settings: Settings, topics: list[str]) -> dict[TopicPartition, int]:
+    """Each partition's true end, from the highwater of fetch responses (Tansu's ListOffsets
+    answer is the start of the last batch, so it cannot be used for this)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False,
+                                fetch_max_wait_ms=100)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        parts = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            await consumer.getmany(timeout_ms=200, max_records=10_000)
+            done = True
+            for tp in parts:
+                highwater = consumer.highwater(tp)
+                done = done and highwater is not None and await consumer.position(tp) >= highwater
+            if done:
+                return {tp: consumer.highwater(tp) or 0 for tp in parts}
+        raise AssertionError(f"could not read {topics} to their end")
+    finally:
+        await consumer.stop()
+
+
+async def wait_committed(settings: Settings, group: str, topics: list[str], services: list, timeout: float = 60) -> None:
+    """Until ``group`` has committed every record of ``topics``: its work is done and acknowledged."""
+
+    async def all_committed() -> bool:
+        ends = await end_offsets(settings, topics)
+        # Assigned, not subscribed: reads the group's offsets without joining it.
+        probe = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=group,
+                                 enable_auto_commit=False)
+        await probe.start()
+        try:
+            probe.assign(list(ends))
+            for tp, end in ends.items():
+                if end and ((await probe.committed(tp)) or 0) < end:
+                    return False
+            return True
+        finally:
+            await probe.stop()
+
+    await wait_for(all_committed, timeout, f"group {group} committed {topics}", services)

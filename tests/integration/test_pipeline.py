@@ -14,9 +14,9 @@ import orjson
 import pytest
 
 from newsstream.contract import topics
-from newsstream.platform.settings import Settings
-from newsstream.platform.kafka import start_producer
 from newsstream.ingest.producer import RawEventProducer
+from newsstream.platform.kafka import start_producer
+from newsstream.platform.settings import Settings
 from newsstream.sink.stores import open_store
 from tests.integration import harness
 

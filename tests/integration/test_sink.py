@@ -22,10 +22,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import REGISTRY
 
 from newsstream.contract import topics
-from newsstream.platform.broker import free_port
-from newsstream.platform.settings import Settings
-from newsstream.platform.kafka import ensure_topics, start_producer
 from newsstream.contract.wire import dumps
+from newsstream.platform.broker import free_port
+from newsstream.platform.kafka import ensure_topics, start_producer
+from newsstream.platform.settings import Settings
 from newsstream.sink import service
 from newsstream.sink.service import run_sink
 from newsstream.sink.stores import Store, StoreSummary, open_store

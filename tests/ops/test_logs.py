@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 import structlog
+
 from newsstream.contract import topics
-from newsstream.platform.settings import Settings
 from newsstream.platform.kafka import start_producer
 from newsstream.platform.logs import configure_logging, redact_text
+from newsstream.platform.settings import Settings
 from newsstream.sink.stores import open_store
-
 from tests.integration import harness
 
 SECRET = "s3cret-Pa55"

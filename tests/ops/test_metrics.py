@@ -9,6 +9,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import REGISTRY
 
 from newsstream.platform import metrics
+from newsstream.platform.health import health_app
 
 
 def sample(name: str, **labels: str) -> float | None:
@@ -99,7 +100,7 @@ async def test_lag_follows_the_assignment_and_forgets_revoked_partitions() -> No
 
 
 async def _client(ready: metrics.ReadyCheck) -> TestClient:
-    client = TestClient(TestServer(metrics.health_app("readytest", ready)))
+    client = TestClient(TestServer(health_app("readytest", ready)))
     await client.start_server()
     return client
 

@@ -21,14 +21,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from newsstream.platform.broker import free_port
-from newsstream.platform.settings import Settings
-from newsstream.contract.wire import utcnow
-from newsstream.cli.demo import ServiceProcess
-from newsstream.ingest.events import events_from_page_text
-from newsstream.ingest.producer import RawEventProducer
 from prometheus_client import REGISTRY
 
+from newsstream.cli.demo import ServiceProcess
+from newsstream.contract.wire import utcnow
+from newsstream.ingest.events import events_from_page_text
+from newsstream.ingest.producer import RawEventProducer
+from newsstream.platform.broker import free_port
+from newsstream.platform.settings import Settings
 from tests.integration import harness
 from tests.ops.conftest import DEPLOY, require_tool
 

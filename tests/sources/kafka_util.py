@@ -8,6 +8,7 @@ from collections import Counter
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
 from newsstream.platform.settings import Settings
 
 

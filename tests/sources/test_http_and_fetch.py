@@ -8,10 +8,10 @@ import time
 
 import pytest
 import typer
-from newsstream.ingest.sources.http import DEFAULT_USER_AGENT, Fetcher, FetchError
-from newsstream.cli.ingest import register
 from typer.testing import CliRunner
 
+from newsstream.cli.main import app as newsstream_cli
+from newsstream.ingest.sources.http import DEFAULT_USER_AGENT, Fetcher, FetchError
 from tests.sources.server import FixtureServer
 
 TICKER = {"items": [
@@ -21,10 +21,7 @@ TICKER = {"items": [
 
 
 def _app() -> typer.Typer:
-    app, ingest = typer.Typer(), typer.Typer()
-    app.add_typer(ingest, name="ingest")
-    register(app, ingest)
-    return app
+    return newsstream_cli
 
 
 def _fetch(*args: str) -> tuple[list[dict], str, int]:

@@ -9,19 +9,19 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-import typer
+from prometheus_client import REGISTRY
+from typer.testing import CliRunner
+
+from newsstream.cli.main import app as newsstream_cli
 from newsstream.contract import topics
-from newsstream.platform.settings import Settings
 from newsstream.ingest.producer import RawEventProducer
-from newsstream.ingest.sources import metrics as m
+from newsstream.ingest.service import serve
 from newsstream.ingest.sources.base import Source
 from newsstream.ingest.sources.http import Fetcher
 from newsstream.ingest.sources.registry import parse_registry
 from newsstream.ingest.sources.runner import SourceRunner
 from newsstream.ingest.sources.state import SourceState
-from newsstream.cli.ingest import register, serve
-from typer.testing import CliRunner
-
+from newsstream.platform.settings import Settings
 from tests.sources.kafka_util import count_by_key, read_all
 from tests.sources.server import FixtureServer
 
@@ -31,6 +31,10 @@ TICKER = {"items": [
     {"time": "22:35", "text": "الخارجية التركية: إسرائيل تلعب دور المخرب"},
     {"time": "22:34", "text": "الخارجية التركية: - التساؤل واجب"},
 ]}
+
+
+def _counter(name: str, source: str, kind: str) -> float:
+    return REGISTRY.get_sample_value(name, {"source": source, "kind": kind}) or 0.0
 
 
 def _sources(site: FixtureServer, suffix: str = "") -> list[Source]:
@@ -57,7 +61,7 @@ async def test_items_land_exactly_once_across_restarts(site: FixtureServer, fast
     site.tickers["ar.json"] = (json.dumps(TICKER, ensure_ascii=False).encode(), "application/json")
     state_path = tmp_path / "sources.sqlite"
     sources = _sources(site)
-    dead_errors_before = m.value(m.ERRORS, "dead", "http_status")
+    dead_errors_before = _counter("newsstream_source_poll_errors_total", "dead", "http_status")
 
     results, report = await _poll_once(fast_settings, state_path, sources)
     assert results["slow"] is None and results["dead"] is None  # failed, counted, did not block the others
@@ -65,7 +69,7 @@ async def test_items_land_exactly_once_across_restarts(site: FixtureServer, fast
     # ar feed: 3 articles + 3 ticker lines of ar-1.html; en feed: 3 articles (+1 dead letter); ticker: 2; page: 1
     assert report.emitted == {"article": 7, "ticker": 5}
     assert report.dead_letters == {"redirect_loop": 1}
-    assert m.value(m.ERRORS, "dead", "http_status") == dead_errors_before + 1
+    assert _counter("newsstream_source_poll_errors_total", "dead", "http_status") == dead_errors_before + 1
 
     raw = await read_all(fast_settings, *topics.RAW_TOPICS, expect=12)
     counts = count_by_key(raw)
@@ -147,14 +151,11 @@ async def test_registry_run_once_and_sources_check(site: FixtureServer, fast_set
     assert code == 1  # the broken feed failed; the others went through
     raw = await read_all(fast_settings, *topics.RAW_TOPICS, expect=7)
     assert sorted(v["source"] for _, _, v in raw) == ["ar-feed"] * 6 + ["en-page"]
-    assert m.value(m.ERRORS, "broken", "broken_xml") >= 1
+    assert _counter("newsstream_source_poll_errors_total", "broken", "broken_xml") >= 1
 
     config = tmp_path / "sources.toml"
     config.write_text(text)
-    app, ingest = typer.Typer(), typer.Typer()
-    app.add_typer(ingest, name="ingest")
-    register(app, ingest)
-    result = await asyncio.to_thread(CliRunner().invoke, app, ["sources", "check", "-c", str(config)])
+    result = await asyncio.to_thread(CliRunner().invoke, newsstream_cli, ["sources", "check", "-c", str(config)])
     assert result.exit_code == 1
     rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") > 5}
     assert "ok" in rows["ar-feed"] and "ok" in rows["en-page"] and "FAILED" in rows["broken"]

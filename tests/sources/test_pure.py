@@ -8,6 +8,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from newsstream.ingest.sources.feed import FeedError, parse_feed
 from newsstream.ingest.sources.page import page_outcome
 from newsstream.ingest.sources.push import openapi_document

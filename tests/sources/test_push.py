@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiohttp import web
+
 from newsstream.contract import topics
-from newsstream.platform.settings import Settings
 from newsstream.ingest.producer import RawEventProducer
 from newsstream.ingest.sources.push import (
     PushClient,
@@ -17,7 +17,7 @@ from newsstream.ingest.sources.push import (
     openapi_document,
     push_app,
 )
-
+from newsstream.platform.settings import Settings
 from tests.sources.kafka_util import count_by_key, read_all
 
 pytestmark = pytest.mark.integration

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from newsstream.contract import topics
-from newsstream.platform.settings import Settings
-from newsstream.ingest.sources.registry import parse_registry
-from newsstream.cli.ingest import serve
 from prometheus_client.parser import text_string_to_metric_families
 
+from newsstream.contract import topics
+from newsstream.ingest.service import serve
+from newsstream.ingest.sources.registry import parse_registry
+from newsstream.platform.settings import Settings
 from tests.sources.kafka_util import read_all
 from tests.sources.server import FixtureServer
 
@@ -40,6 +40,15 @@ async def _wait_http(url: str, timeout: float = 15.0) -> None:
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(f"{url} did not come up")
             await asyncio.sleep(0.1)
+
+
+async def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The service's /metrics as {(name, sorted labels): value}."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
+            text = await resp.text()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for fam in text_string_to_metric_families(text) for s in fam.samples}
 
 
 async def test_serve_polls_pushes_and_exports_metrics(site: FixtureServer, fast_settings: Settings, tmp_path: Path,
@@ -73,12 +82,11 @@ follow = false
                 assert resp.status == 202
         raw = await read_all(fast_settings, topics.RAW_ARTICLES, expect=4)
         assert sorted(v["source"] for _, _, v in raw) == ["scraper-x", "serve-ar", "serve-ar", "serve-ar"]
-        await asyncio.sleep(1.5)  # at least one more poll: a 304
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"http://127.0.0.1:{metrics_port}/metrics") as resp:
-                text = await resp.text()
-        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-                   for fam in text_string_to_metric_families(text) for s in fam.samples}
+        not_modified = ("newsstream_source_polls_total", (("kind", "not_modified"), ("source", "serve-ar")))
+        deadline = asyncio.get_running_loop().time() + 15
+        while (samples := await _scrape(metrics_port)).get(not_modified, 0) < 1:  # one more poll: a 304
+            assert asyncio.get_running_loop().time() < deadline, "no second poll within 15 s"
+            await asyncio.sleep(0.1)
         assert samples[("newsstream_source_polls_total", (("kind", "ok"), ("source", "serve-ar")))] == 1
         assert samples[("newsstream_source_polls_total", (("kind", "not_modified"), ("source", "serve-ar")))] >= 1
         assert samples[("newsstream_source_cleaned_total", (("kind", "missing_link"), ("source", "serve-ar")))] == 1

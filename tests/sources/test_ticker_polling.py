@@ -10,16 +10,20 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from newsstream.ingest.sources import metrics as m
+from prometheus_client import REGISTRY
+
 from newsstream.ingest.sources.base import Source, language_code
 from newsstream.ingest.sources.http import Fetcher
 from newsstream.ingest.sources.page import page_outcome
 from newsstream.ingest.sources.runner import Poller, PollError, SourceRunner
 from newsstream.ingest.sources.state import SourceState
-
 from tests.sources.server import FixtureServer
 
 BEIRUT = ZoneInfo("Asia/Beirut")
+
+
+def _counter(name: str, source: str, kind: str) -> float:
+    return REGISTRY.get_sample_value(name, {"source": source, "kind": kind}) or 0.0
 
 
 class ListSink:
@@ -79,9 +83,9 @@ async def test_only_new_lines_across_midnight_with_threads(site: FixtureServer, 
             assert len(sink.events) == 3
 
             # Unchanged endpoint: a conditional GET answered 304.
-            polls_304 = m.value(m.POLLS, "live", "not_modified")
+            polls_304 = _counter("newsstream_source_polls_total", "live", "not_modified")
             out = await runner.poll_once(source)
-            assert out is not None and out.not_modified and m.value(m.POLLS, "live", "not_modified") == polls_304 + 1
+            assert out is not None and out.not_modified and _counter("newsstream_source_polls_total", "live", "not_modified") == polls_304 + 1
         # A restart (new runner, same state file): only the new line is emitted.
         _serve(site, {"time": "00:05", "text": "الرئاسة: - تفاصيل إضافية"}, head)
         async with Fetcher(timeout_s=2) as fetcher:
@@ -102,12 +106,12 @@ async def test_source_level_failures_are_counted_and_typed(site: FixtureServer) 
                 await poller.poll(Source(name="x", kind="feed", url=site.url(path)))
             assert exc.value.kind == kind
         sink = ListSink()
-        before = m.value(m.ERRORS, "bad-feed", "broken_xml")
+        before = _counter("newsstream_source_poll_errors_total", "bad-feed", "broken_xml")
         runner = SourceRunner([Source(name="bad-feed", kind="feed", url=site.url("/feeds/broken.xml"), interval_s=2)],
                               fetcher=fetcher, sink=sink, state=SourceState(":memory:"), max_backoff_s=10)
         assert await runner.poll_once(runner.sources[0]) is None
-        assert m.value(m.ERRORS, "bad-feed", "broken_xml") == before + 1
-        assert m.value(m.POLLS, "bad-feed", "error") >= 1
+        assert _counter("newsstream_source_poll_errors_total", "bad-feed", "broken_xml") == before + 1
+        assert _counter("newsstream_source_polls_total", "bad-feed", "error") >= 1
         await runner.poll_once(runner.sources[0])
         assert 2 * 2 * 0.9 <= runner.next_delay(runner.sources[0]) <= 10  # exponential, capped
 
@@ -146,4 +150,4 @@ async def test_transient_page_failure_is_retried_next_poll_not_lost(site: Fixtur
         assert semifinal.body.startswith("تأهل الفريق الوطني إلى الدور نصف النهائي من بطولة الكأس")  # the page
         third = await runner.poll_once(source)
         assert third is not None and third.not_modified
-    assert m.value(m.ERRORS, "flaky", "page_http_status") == 1
+    assert _counter("newsstream_source_poll_errors_total", "flaky", "page_http_status") == 1

@@ -9,7 +9,11 @@ import pytest
 from pydantic import ValidationError
 
 from newsstream.contract.models import RawArticle, RawTickerItem
-from newsstream.ingest.events import event_from_json_line, events_from_page_text, resolve_clock_time
+from newsstream.ingest.events import (
+    event_from_json_line,
+    events_from_page_text,
+    resolve_clock_time,
+)
 
 SEED = Path(__file__).resolve().parents[3] / "shared" / "seeds" / "000_d53218aacc3a3954.txt"
 BEIRUT = ZoneInfo("Asia/Beirut")  # UTC+2 in November

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from newsstream.contract.models import StoryEvent, StoryMember
 from newsstream.contract.wire import loads_dead_letter, loads_enriched
 from newsstream.sink.stores import (
     PostgresStore,
@@ -169,11 +170,10 @@ async def test_sqlite_creates_parent_directory_and_uses_wal(tmp_path: Path) -> N
         conn.close()
 
 
-
-def _story(story_id: str, revision: int, headline: str) -> "StoryEvent":
+def _story(story_id: str, revision: int, headline: str) -> StoryEvent:
     from datetime import UTC, datetime
 
-    from newsstream.contract.models import StoryEvent, StoryMember
+    from newsstream.contract.models import StoryEvent
 
     at = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
     members = [StoryMember(id=f"i{n}", kind="article", source=f"s{n % 2}", at=at, similarity=1.0,

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from newsstream.worker import app as worker_app
+from newsstream.worker import delivery as worker_app
 
 
 def test_a_refused_record_stops_the_worker_and_a_delivered_one_does_not(monkeypatch: pytest.MonkeyPatch) -> None:
