@@ -8,17 +8,10 @@ it was fetched.
 
 from __future__ import annotations
 
-import hashlib
-
+from newsstream.text.digest import stable_hash
 from newsstream.text.normalize import normalize_text
 
-_SEP = "\x1f"  # ASCII unit separator: cannot occur in the parts we join
-
-
-def stable_hash(*parts: str | None, size: int = 16) -> str:
-    """Hex blake2b digest of the parts (None and "" are distinct from each other)."""
-    joined = _SEP.join("\x00" if p is None else p for p in parts)
-    return hashlib.blake2b(joined.encode("utf-8"), digest_size=size).hexdigest()
+__all__ = ["article_id", "content_hash", "stable_hash", "ticker_id"]
 
 
 def article_id(source: str, url: str | None, title: str, body: str) -> str:

@@ -28,7 +28,7 @@ from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
-from newsstream.contract.ids import stable_hash
+from newsstream.text.digest import stable_hash
 from newsstream.text.normalize import clean_text, normalize_text
 
 __all__ = [
