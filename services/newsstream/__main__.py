@@ -1,3 +1,3 @@
-from newsstream.cli.main import app
+from newsstream.cli.main import main
 
-app()
+main()

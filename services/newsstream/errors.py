@@ -40,6 +40,16 @@ class ConfigError(NewsstreamError):
     """A configuration mistake; the message says what to change."""
 
 
+# Exit codes of every command, whichever service it runs.
+EXIT_CONFIG = 2  # a configuration mistake (also click's code for a bad flag)
+EXIT_UNAVAILABLE = 69  # a dependency (Kafka, the database) did not answer: sysexits' EX_UNAVAILABLE
+EXIT_DELIVERY_FAILURE = 70  # the broker refused a record: stopped before committing past it (EX_SOFTWARE)
+
+
+def exit_code_for(exc: NewsstreamError) -> int:
+    return EXIT_UNAVAILABLE if isinstance(exc, InfrastructureError) else EXIT_CONFIG
+
+
 # Exceptions that only a bug in our own code raises: never bad data, never transient.
 PROGRAMMING_ERRORS: tuple[type[BaseException], ...] = (
     TypeError, AttributeError, NameError, KeyError, IndexError, AssertionError, NotImplementedError, ImportError,

@@ -36,12 +36,14 @@ def service_env(settings: Settings) -> dict[str, str]:
         "NEWSSTREAM_WORKER_BATCH_WITHIN_S": "0.05",
         "NEWSSTREAM_SINK_BATCH_WAIT_MS": "100",
         "NEWSSTREAM_WORKER_APP_ID": settings.worker_app_id,
+        "NEWSSTREAM_SINK_GROUP_ID": settings.sink_group_id,
         "NEWSSTREAM_STORIES_ENABLED": str(settings.stories_enabled).lower(),
         "NEWSSTREAM_LOG_LEVEL": "info",
     }
 
 
 def start(name: str, settings: Settings, log_dir: Path) -> ServiceProcess:
+    log_dir.mkdir(parents=True, exist_ok=True)
     env = {**service_env(settings), "NEWSSTREAM_WORKER_DATADIR": str(log_dir / f"{name}-data")}
     return spawn_service(name, [], env, log_dir)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
@@ -139,3 +140,44 @@ async def test_oversize_is_413(push: str) -> None:
 async def test_openapi_document_is_served(push: str) -> None:
     async with aiohttp.ClientSession() as session, session.get(push + "/openapi.json") as resp:
         assert resp.status == 200 and await resp.json() == json.loads(json.dumps(openapi_document()))
+
+
+async def test_permanent_errors_are_4xx_never_500_or_503(fast_settings: Settings) -> None:
+    """Before: 503 "retry later" for an item over the record limit, 500 for a timestamp that
+    overflows in UTC and for JSON nested deeper than orjson writes back, a slow body held for ever."""
+    settings = fast_settings.model_copy(update={"max_record_bytes": 20_000})
+    config = PushConfig(tokens={GOOD: PushClient("good")}, max_body_bytes=64 * 1024, max_items=50, body_timeout_s=0.5)
+    async with RawEventProducer(settings) as producer:
+        runner = web.AppRunner(push_app(producer, config), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        base = f"http://127.0.0.1:{port}"
+        try:
+            got, body, _ = await _post(base, "/v1/articles", {**ARTICLE, "body": "كلمة " * 5000})  # ~50 KB
+            assert (got, body["error"]) == (413, "too_large")
+            got, body, _ = await _post(base, "/v1/articles", {**ARTICLE, "published_at": "0001-01-01T00:00:00+01:00"})
+            assert got == 400 and body["details"][0]["field"] == "published_at"
+            deep: object = "x"
+            for _ in range(300):
+                deep = {"a": deep}
+            got, body, _ = await _post(base, "/v1/articles", {**ARTICLE, "title": deep})
+            assert got == 400 and body["error"] == "validation_error"
+            got, body, _ = await _post(base, "/v1/articles", {**ARTICLE, "id": "a\u0000b"})
+            assert got == 400 and body["details"][0]["field"] == "id"
+            got, body, _ = await _post(base, "/v1/articles", {**ARTICLE, "body": "\u200b\u200e"})
+            assert got == 400 and body["details"][0]["field"] == "body"  # cleaned to nothing
+            got, body, _ = await _post(base, "/v1/articles", {**ARTICLE, "published_at": "2099-01-01T00:00:00Z"})
+            assert got == 400 and "timestamp_out_of_range" in body["details"][0]["message"]
+            # A body that never completes is answered 408 after body_timeout_s.
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"POST /v1/articles HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + GOOD.encode()
+                         + b"\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"source\":")
+            await writer.drain()
+            status_line = await asyncio.wait_for(reader.readline(), 10)
+            assert b" 408 " in status_line
+            writer.close()
+        finally:
+            await runner.cleanup()
+    assert await read_all(fast_settings, *topics.RAW_TOPICS, idle_s=1.0, timeout_s=3) == []

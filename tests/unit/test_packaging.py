@@ -40,4 +40,4 @@ def test_the_wheel_contains_every_subpackage_and_data_file(tmp_path: Path) -> No
     assert any(n.startswith("newsstream/enrich/data/") and n.endswith(".gz") for n in names)
     assert "newsstream/samples/manifest.json" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "newsstream = newsstream.cli.main:app" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "newsstream = newsstream.cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 import typer
@@ -35,3 +36,11 @@ def settings_from(**overrides: object) -> Settings:
 
 def print_json(obj: object) -> None:
     sys.stdout.buffer.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def time_zone(name: str) -> ZoneInfo:
+    """An IANA time zone, or a one-line error naming the flag."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise typer.BadParameter(f"unknown time zone {name!r} (an IANA name such as Asia/Beirut)", param_hint="--tz") from None

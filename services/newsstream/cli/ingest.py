@@ -13,11 +13,11 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 import typer
 
-from newsstream.cli.common import Bootstrap, print_json, settings_from
+from newsstream.cli.common import Bootstrap, print_json, settings_from, time_zone
+from newsstream.errors import DataError, InfrastructureError
 from newsstream.ingest import service
 from newsstream.ingest.sources.base import SOURCE_KINDS
 from newsstream.ingest.sources.registry import Registry, RegistryError, load_registry
@@ -40,11 +40,22 @@ def load_registry_or_exit(config: Path) -> Registry:
 
 @parse_app.command("page")
 def parse_page_cmd(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)]) -> None:
-    """Split a raw page into its article and its breaking-news ticker; print JSON."""
+    """Split a raw page into its article and its breaking-news ticker; print JSON.
+
+    The same input policy as ``ingest page``: what that command would make a
+    dead letter (not UTF-8, nothing found) is an error here, exit 1."""
+    from newsstream.ingest.events import page_text
     from newsstream.text.page import parse_page
 
-    text = file.read_bytes().decode("utf-8", errors="replace")
-    print_json(parse_page(text).model_dump())
+    try:
+        page = parse_page(page_text(file.read_bytes()))
+    except DataError as exc:
+        typer.echo(f"error: {file}: {exc.reason}: {exc}", err=True)
+        raise SystemExit(1) from None
+    print_json(page.model_dump())
+    if not page.articles and not page.ticker:
+        typer.echo(f"error: {file}: empty_page: no article text and no ticker lines found", err=True)
+        raise SystemExit(1)
 
 
 async def _run_ingest(settings: Settings, work: Callable[[object], Awaitable[None]]) -> int:
@@ -55,12 +66,10 @@ async def _run_ingest(settings: Settings, work: Callable[[object], Awaitable[Non
     try:
         async with RawEventProducer(settings) as producer:
             await work(producer)  # type: ignore[operator]
-    except KafkaError as exc:
-        typer.echo(f"error: Kafka at {settings.kafka_bootstrap_servers}: {exc}", err=True)
-        raise SystemExit(2) from None
+    except KafkaError as exc:  # the broker went away or refused a delivery: nothing more can be sent
+        raise InfrastructureError(f"Kafka at {settings.kafka_bootstrap_servers}: {exc}") from None
+    # The first dead letters were logged one by one as they happened; the rest are in the counts.
     typer.echo(producer.report.summary(), err=True)
-    for ref in producer.report.dead_letter_refs[:20]:
-        typer.echo(f"  dead letter: {ref}", err=True)
     return producer.report.total_dead_letters
 
 
@@ -77,7 +86,7 @@ def ingest_page(
     if url and len(files) > 1:
         raise typer.BadParameter("--url names one page; give one file with it")
     settings = settings_from(kafka_bootstrap_servers=bootstrap)
-    zone = ZoneInfo(tz)
+    zone = time_zone(tz)
 
     async def work(producer: object) -> None:
         for file in files:
@@ -90,14 +99,17 @@ def ingest_page(
 @ingest_app.command("jsonl")
 def ingest_jsonl(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    tz: Annotated[str | None, typer.Option(
+        help="Time zone of timestamps written without an offset (default: such a line is a dead letter).")] = None,
     bootstrap: Bootstrap = None,
     strict: Annotated[bool, typer.Option(help="Exit 1 when any line became a dead letter.")] = False,
 ) -> None:
     """Emit every line of a JSONL file (raw articles and ticker lines) as a raw event."""
     settings = settings_from(kafka_bootstrap_servers=bootstrap)
+    zone = time_zone(tz) if tz else None
 
     async def work(producer: object) -> None:
-        await producer.ingest_jsonl(file)  # type: ignore[attr-defined]
+        await producer.ingest_jsonl(file, tz=zone)  # type: ignore[attr-defined]
 
     failed = asyncio.run(_run_ingest(settings, work))
     raise SystemExit(1 if strict and failed else 0)
@@ -117,10 +129,7 @@ def fetch(
     """Dry run, no Kafka: print the raw events one source would emit, one JSON object per line."""
     if kind != "auto" and kind not in SOURCE_KINDS:
         raise typer.BadParameter(f"kind must be auto, {', '.join(SOURCE_KINDS)}")
-    try:
-        ZoneInfo(tz)
-    except Exception:
-        raise typer.BadParameter(f"unknown time zone {tz!r}") from None
+    time_zone(tz)
     n, dead, error = asyncio.run(service.dry_run(
         url, kind=kind, source=source, tz=tz, language=language, follow=not no_follow,
         respect_robots=not ignore_robots, timeout_s=timeout,
@@ -206,7 +215,7 @@ def ingest_dir(
     """Replay archives (JSONL and page files) onto the raw topics: rate limit, progress, resumable."""
     settings = settings_from(kafka_bootstrap_servers=bootstrap)
     report = asyncio.run(service.run_replay(settings, paths, state=state, fresh=fresh, rate=rate, progress=progress,
-                                    source=source, tz=ZoneInfo(tz)))
+                                    source=source, tz=time_zone(tz)))
     typer.echo(report.summary(), err=True)
     if report.interrupted:
         raise SystemExit(130)

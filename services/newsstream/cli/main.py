@@ -9,12 +9,17 @@ broker address); flags win.
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from newsstream.cli import dev, eval, ingest, services
 from newsstream.cli.common import DEVELOPMENT, EVALUATION, INPUT, SERVICES
+from newsstream.errors import NewsstreamError, exit_code_for
 
-app = typer.Typer(help="newsstream: news ingestion on Kafka — producers, enrichment worker, sinks.", no_args_is_help=True)
+# pretty_exceptions off: a newsstream error is one line (below), a bug a plain traceback.
+app = typer.Typer(help="newsstream: news ingestion on Kafka — producers, enrichment worker, sinks.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
 
 app.command(rich_help_panel=SERVICES)(services.worker)
 app.command(rich_help_panel=SERVICES)(services.sink)
@@ -28,5 +33,17 @@ app.command(rich_help_panel=DEVELOPMENT)(dev.broker)
 app.command(rich_help_panel=DEVELOPMENT)(dev.demo)
 app.add_typer(eval.eval_app, name="eval", rich_help_panel=EVALUATION)
 
+
+
+def main() -> None:
+    """The ``newsstream`` command: a configuration mistake or an absent dependency is one
+    line on stderr and a fixed exit code (2 and 69), the same for every command."""
+    try:
+        app()
+    except NewsstreamError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(exit_code_for(exc)) from None
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()

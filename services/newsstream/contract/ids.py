@@ -8,10 +8,15 @@ it was fetched.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from newsstream.text.digest import stable_hash
 from newsstream.text.normalize import normalize_text
 
-__all__ = ["article_id", "content_hash", "stable_hash", "ticker_id"]
+if TYPE_CHECKING:  # the models use these ids; no import cycle at run time
+    from newsstream.contract.models import RawArticle, RawTickerItem
+
+__all__ = ["article_id", "content_hash", "matching_text", "stable_hash", "ticker_id"]
 
 
 def article_id(source: str, url: str | None, title: str, body: str) -> str:
@@ -32,3 +37,13 @@ def ticker_id(source: str, published_at_iso: str, text: str, attribution: str | 
 def content_hash(normalized_text: str) -> str:
     """Exact-duplicate key: equal normalised text, equal hash."""
     return stable_hash("content", normalized_text, size=20)
+
+
+def matching_text(raw: "RawArticle | RawTickerItem") -> str:
+    """The text whose normalised form identifies the item's content.
+
+    For an article that is its body alone: outlets republish wire copy under
+    their own headline, and that is still the same content. For a ticker line
+    it is the sentence without the attribution.
+    """
+    return raw.body if raw.kind == "article" else raw.text

@@ -12,14 +12,41 @@ minor change; renaming or removing a field needs a new topic version (``.v2``).
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import datetime, timezone
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 SCHEMA_VERSION = 1
 
-NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+# C0 control characters other than tab, newline and carriage return, and DEL:
+# never news text (PostgreSQL cannot even store U+0000), so they are dropped
+# from text fields wherever an event is built or read.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _without_controls(value: object) -> object:
+    return _CONTROL.sub("", value) if isinstance(value, str) and _CONTROL.search(value) else value
+
+
+def _utc(value: datetime) -> datetime:
+    """Timestamps travel in UTC whatever offset they came with."""
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("timestamp is out of range once converted to UTC") from None
+
+
+# An aware timestamp (a naive one is refused: "09:30" is not an instant), normalised to UTC.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+Text = Annotated[str, BeforeValidator(_without_controls)]
+NonEmptyStr = Annotated[str, BeforeValidator(_without_controls), StringConstraints(strip_whitespace=True, min_length=1)]
+# Keys (Kafka message keys, primary keys in the stores): printable, bounded,
+# never rewritten anywhere downstream, so a bad one is refused at the edge.
+KEY_MAX_CHARS = 512
+Key = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=KEY_MAX_CHARS,
+                                       pattern=r"^[^\x00-\x1f\x7f]+$")]
 ClockTime = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
 
 
@@ -33,31 +60,31 @@ class RawArticle(_Event):
     """An article as a producer found it: title and body text, no enrichment."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    id: NonEmptyStr = Field(description="Stable item id: same article, same id (see newsstream.contract.ids).")
+    id: Key = Field(description="Stable item id: same article, same id (see newsstream.contract.ids).")
     kind: Literal["article"] = "article"
-    source: NonEmptyStr = Field(description="Outlet or feed name, e.g. 'almayadeen'.")
+    source: Key = Field(description="Outlet or feed name, e.g. 'almayadeen'.")
     url: str | None = Field(default=None, description="Canonical URL when known.")
-    title: str = Field(default="", description="Headline; may be empty when the page has none.")
+    title: Text = Field(default="", description="Headline; may be empty when the page has none.")
     body: NonEmptyStr = Field(description="Article text, paragraphs separated by a blank line.")
     language: str | None = Field(default=None, description="Language declared by the source (ISO 639-1), if any.")
-    published_at: datetime | None = Field(default=None, description="Publication time (UTC) when the source gives one.")
-    fetched_at: datetime = Field(description="When the producer fetched the item (UTC).")
+    published_at: UtcDatetime | None = Field(default=None, description="Publication time (UTC) when the source gives one.")
+    fetched_at: UtcDatetime = Field(description="When the producer fetched the item (UTC).")
 
 
 class RawTickerItem(_Event):
     """One breaking-news ("عاجل") line: clock time, attribution, one sentence."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    id: NonEmptyStr
+    id: Key
     kind: Literal["ticker"] = "ticker"
-    source: NonEmptyStr
+    source: Key
     time: ClockTime = Field(description="Clock time as shown by the source, HH:MM.")
-    published_at: datetime = Field(description="The clock time resolved to a UTC timestamp.")
+    published_at: UtcDatetime = Field(description="The clock time resolved to a UTC timestamp.")
     text: NonEmptyStr = Field(description="The sentence, without the attribution.")
-    attribution: str | None = Field(default=None, description="Who said it, e.g. 'الخارجية التركية'; null when the line has none.")
+    attribution: Text | None = Field(default=None, description="Who said it, e.g. 'الخارجية التركية'; null when the line has none.")
     continues_previous: bool = Field(default=False, description="The line carries the '-' continuation marker after its attribution.")
-    thread_id: NonEmptyStr = Field(description="Id shared by all lines of one multi-part story.")
-    fetched_at: datetime
+    thread_id: Key = Field(description="Id shared by all lines of one multi-part story.")
+    fetched_at: UtcDatetime
 
 
 RawEvent = Annotated[RawArticle | RawTickerItem, Field(discriminator="kind")]
@@ -147,7 +174,7 @@ class Enrichment(_Event):
     duplicate_similarity: float | None = Field(default=None, ge=0.0, le=1.0, description="1.0 for an exact copy, the estimated Jaccard for a near copy.")
     thread_id: str | None = Field(default=None, description="Ticker lines: the stream thread the line belongs to (follows a thread across fetches; stable while lines arrive).")
     story_id: str | None = Field(default=None, description="The story (cluster of items about one event, across outlets) the item joined; its state is on news.stories.v1.")
-    processed_at: datetime
+    processed_at: UtcDatetime
     pipeline_version: str = Field(description="newsstream version that produced this enrichment.")
     entities: list[EntityMention] | None = Field(default=None, description="People, organisations and places, linked where known.")
     quotes: list[QuoteMention] | None = None
@@ -179,7 +206,14 @@ EnrichedEvent = Annotated[EnrichedArticle | EnrichedTickerItem, Field(discrimina
 
 
 class DeadLetter(_Event):
-    """Anything a service could not process, kept whole so it can be replayed."""
+    """Anything a service could not process, kept so it can be inspected and replayed.
+
+    The payload is kept whole up to a bound (a dead letter must always fit in
+    a Kafka record, whatever made the input fail); beyond it the payload is
+    cut, ``payload_truncated`` is set, and ``payload_bytes`` and
+    ``payload_sha256`` describe the whole input, which the source coordinates
+    (topic, partition, offset) or ``input_ref`` locate.
+    """
 
     schema_version: Literal[1] = SCHEMA_VERSION
     kind: Literal["dead_letter"] = "dead_letter"
@@ -193,14 +227,17 @@ class DeadLetter(_Event):
     input_ref: str | None = Field(default=None, description="File and line, URL or other locator of the input.")
     payload: str = Field(description="The original input, UTF-8 text or base64 (see payload_encoding).")
     payload_encoding: Literal["utf-8", "base64"] = "utf-8"
-    failed_at: datetime
+    payload_truncated: bool = Field(default=False, description="True when payload holds only the start of the input.")
+    payload_bytes: int | None = Field(default=None, ge=0, description="Size of the whole input in bytes.")
+    payload_sha256: str | None = Field(default=None, description="SHA-256 (hex) of the whole input.")
+    failed_at: UtcDatetime
 
 
 class StoryMember(_Event):
     id: str
     kind: Literal["article", "ticker"]
     source: str
-    at: datetime = Field(description="Publication (or, without one, fetch) time of the item.")
+    at: UtcDatetime = Field(description="Publication (or, without one, fetch) time of the item.")
     duplicate_of: str | None = None
     similarity: float = Field(description="Similarity with which it joined (1.0 for the founder and exact copies).")
     joined_by: Literal["founder", "duplicate", "thread", "similarity"]
@@ -220,8 +257,8 @@ class StoryEvent(_Event):
     event: Literal["created", "updated"]
     revision: int = Field(ge=1, description="Number of members that ever joined; grows by one per change.")
     headline: str
-    first_seen: datetime
-    last_seen: datetime
+    first_seen: UtcDatetime
+    last_seen: UtcDatetime
     member_count: int = Field(ge=1)
     members: list[StoryMember] = Field(description="In join order: the founder and the newest members, 100 at most (member_count keeps counting).")
     sources: list[str]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from datetime import datetime, timezone
 from typing import TypeVar
 
@@ -26,7 +27,12 @@ def dumps(event: BaseModel) -> bytes:
 
 def loads_raw(data: bytes | str) -> RawEvent:
     """Parse and validate a raw event (article or ticker line). Raises on bad input."""
-    return _raw_adapter.validate_python(orjson.loads(data))
+    return validate_raw(orjson.loads(data))
+
+
+def validate_raw(record: object) -> RawEvent:
+    """Validate an already decoded raw event. Raises ``pydantic.ValidationError`` on bad input."""
+    return _raw_adapter.validate_python(record)
 
 
 def loads_enriched(data: bytes | str) -> EnrichedEvent:
@@ -63,6 +69,12 @@ def describe_error(exc: BaseException) -> tuple[str, str]:
     return "processing_error", f"{type(exc).__name__}: {exc}"
 
 
+# A dead letter always fits in a Kafka record (1 MB by default), whatever the
+# input: its payload is cut to this many bytes of JSON-escaped text (an input of
+# quotes or control characters grows up to 6x when escaped), and the error to 2,000 characters.
+DEAD_LETTER_MAX_PAYLOAD_BYTES = 256 * 1024
+
+
 def dead_letter(
     payload: bytes | str,
     *,
@@ -74,7 +86,9 @@ def dead_letter(
     source_offset: int | None = None,
     input_ref: str | None = None,
 ) -> DeadLetter:
-    """Wrap an input that could not be processed, keeping it byte-exact."""
+    """Wrap an input that could not be processed: byte-exact when it is small
+    enough, otherwise its start with the whole input's size and hash."""
+    raw = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else payload
     if isinstance(payload, bytes):
         try:
             text, encoding = payload.decode("utf-8"), "utf-8"
@@ -85,19 +99,35 @@ def dead_letter(
     # The id depends on where the input came from too, so two different bad
     # lines with equal text (e.g. two empty lines) are two dead letters.
     locator = f"{source_topic}/{source_partition}/{source_offset}/{input_ref}"
+    kept, truncated = _bounded(text, DEAD_LETTER_MAX_PAYLOAD_BYTES)
     return DeadLetter(
-        id="dl_" + stable_hash(stage, locator, text),
+        id="dl_" + stable_hash(stage, locator, text),  # the whole input, truncated or not
         stage=stage,
         reason=reason,
         error=error[:2000],
         source_topic=source_topic,
         source_partition=source_partition,
         source_offset=source_offset,
-        input_ref=input_ref,
-        payload=text,
+        input_ref=input_ref[:2000] if input_ref else input_ref,
+        payload=kept,
         payload_encoding=encoding,
+        payload_truncated=truncated,
+        payload_bytes=len(raw),
+        payload_sha256=hashlib.sha256(raw).hexdigest(),
         failed_at=utcnow(),
     )
+
+
+def _bounded(text: str, max_bytes: int) -> tuple[str, bool]:
+    """``text``, or its longest start whose JSON encoding fits in ``max_bytes``; and whether it was cut."""
+    size = len(orjson.dumps(text))
+    if size <= max_bytes:
+        return text, False
+    keep = len(text)
+    while size > max_bytes:  # shrink in proportion; two or three rounds at most
+        keep = max(0, keep * max_bytes // size - 1)
+        size = len(orjson.dumps(text[:keep]))
+    return text[:keep], True
 
 
 def dead_letter_for(payload: bytes | str, exc: BaseException, *, stage: str, **where: object) -> DeadLetter:

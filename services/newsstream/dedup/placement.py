@@ -66,8 +66,18 @@ class Placed(NamedTuple):
     story: StoryUpdate
 
 
+# A publication time this far after the fetch is a broken source clock: the
+# item counts as published when it was fetched (the ingest edge refuses what
+# lies a day beyond its own clock; this holds for any producer).
+MAX_PUBLISHED_AFTER_FETCH_S = 24 * 3600.0
+
+
 def event_time(raw: RawArticle | RawTickerItem) -> float:
-    return (raw.published_at or raw.fetched_at).timestamp()
+    """When the item happened, for every window: publication time, else fetch time."""
+    fetched = raw.fetched_at.timestamp()
+    if raw.published_at is None:
+        return fetched
+    return min(raw.published_at.timestamp(), fetched + MAX_PUBLISHED_AFTER_FETCH_S)
 
 
 class Placement:

@@ -11,7 +11,7 @@ import os
 from datetime import datetime
 
 from newsstream import __version__
-from newsstream.contract.ids import content_hash
+from newsstream.contract.ids import content_hash, matching_text
 from newsstream.contract.models import (
     Attribution,
     EnrichedArticle,
@@ -25,6 +25,7 @@ from newsstream.contract.models import (
     TimeMention,
     TopicScore,
 )
+from newsstream.errors import DataError
 from newsstream.text.language import detect_language
 from newsstream.text.normalize import normalize_text, word_count
 
@@ -91,20 +92,14 @@ PIPELINE_VERSION = f"newsstream/{__version__}"
 _LANGUAGE_SAMPLE_CHARS = 400
 
 
-def matching_text(raw: RawArticle | RawTickerItem) -> str:
-    """The text whose normalised form identifies the item's content.
-
-    For an article that is its body alone: outlets republish wire copy under
-    their own headline, and that is still the same content. For a ticker line
-    it is the sentence without the attribution.
-    """
-    return raw.body if isinstance(raw, RawArticle) else raw.text
-
-
 def enrich(raw: RawArticle | RawTickerItem, processed_at: datetime) -> EnrichedArticle | EnrichedTickerItem:
     """Language, normalised text, content hash and word count; original text untouched."""
     text = matching_text(raw)
     normalized = normalize_text(text)
+    if not normalized:
+        # Only invisible characters (zero-width, bidi marks): every such item would
+        # share one content hash and be taken for a copy of the first.
+        raise DataError("the text is empty once invisible characters are removed", reason="empty_text")
     sample = (f"{raw.title}\n{raw.body}" if isinstance(raw, RawArticle) else raw.text)[:_LANGUAGE_SAMPLE_CHARS]
     language, confidence = detect_language(sample)
     words = word_count(text)

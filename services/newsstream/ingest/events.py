@@ -14,9 +14,11 @@ from zoneinfo import ZoneInfo
 import orjson
 from pydantic import ValidationError
 
-from newsstream.contract.ids import article_id, stable_hash, ticker_id
+from newsstream.contract.ids import article_id, matching_text, stable_hash, ticker_id
 from newsstream.contract.models import RawArticle, RawTickerItem
-from newsstream.contract.wire import loads_raw
+from newsstream.contract.wire import validate_raw
+from newsstream.errors import DataError
+from newsstream.text.normalize import normalize_text
 from newsstream.text.page import ParsedPage, parse_page
 
 RawItem = RawArticle | RawTickerItem
@@ -91,24 +93,57 @@ def source_thread_id(source: str, page_thread_id: str) -> str:
     return "th_" + stable_hash("thread", source.strip(), page_thread_id)[:16]
 
 
+def page_text(raw: bytes) -> str:
+    """A page file's text: UTF-8 or nothing (a :class:`DataError` with reason ``invalid_encoding``), at every
+    entry point that reads page files (``ingest page``, ``ingest dir``, ``parse page``)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not UTF-8 text: {exc}", reason="invalid_encoding") from None
+
+
 def events_from_page_text(text: str, **kwargs: object) -> list[RawItem]:
     return events_from_page(parse_page(text), **kwargs)  # type: ignore[arg-type]
 
 
-def event_from_json_line(line: bytes, fetched_at: datetime) -> RawItem:
-    """Validate one JSONL record as a raw event, filling ``id`` and ``fetched_at`` if absent.
+def event_from_json_line(line: bytes, fetched_at: datetime, tz: ZoneInfo | None = None) -> RawItem:
+    """Validate one JSONL record as a raw event (see :func:`event_from_record`).
 
     Raises ``orjson.JSONDecodeError`` or ``pydantic.ValidationError`` on bad input.
     """
-    record = orjson.loads(line)
+    return event_from_record(orjson.loads(line), fetched_at, tz)
+
+
+def event_from_record(record: object, fetched_at: datetime, tz: ZoneInfo | None = None) -> RawItem:
+    """Validate one decoded record as a raw event, filling ``id`` and ``fetched_at`` if absent.
+
+    Timestamps must carry an offset; with ``tz`` (``ingest jsonl --tz``, the push
+    API's ``?tz=``) one without is read as local time there. Raises
+    ``pydantic.ValidationError`` on bad input.
+    """
     if not isinstance(record, dict):
         raise ValidationError.from_exception_data(
             "RawEvent", [{"type": "dict_type", "loc": (), "input": record}]
         )
+    record = dict(record)
     record.setdefault("fetched_at", fetched_at.isoformat())
+    if tz is not None:
+        for name in ("published_at", "fetched_at"):
+            record[name] = _localized(record.get(name), tz)
     if not record.get("id"):
         record["id"] = _derived_id(record)
-    return loads_raw(orjson.dumps(record))
+    return validate_raw(record)
+
+
+def _localized(value: object, tz: ZoneInfo) -> object:
+    """An ISO 8601 string without an offset, read as local time in ``tz``; anything else unchanged."""
+    if not isinstance(value, str):
+        return value
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value  # the schema's error says what is wrong with it
+    return parsed.replace(tzinfo=tz).isoformat() if parsed.tzinfo is None else value
 
 
 def _derived_id(record: dict[str, object]) -> str:
@@ -128,11 +163,11 @@ def _utc_iso(value: object) -> str:
         return ""
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        return parsed.astimezone(timezone.utc).isoformat()
+    except (ValueError, OverflowError):
         return value  # validation will reject it; the id does not matter then
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc).isoformat()
 
 
 def read_jsonl(path: str) -> Iterator[tuple[int, bytes]]:
@@ -142,3 +177,25 @@ def read_jsonl(path: str) -> Iterator[tuple[int, bytes]]:
             line = line.rstrip(b"\r\n")
             if line.strip():
                 yield number, line
+
+
+# Timestamps an item may carry, around the wall clock at the edge: a publication
+# date a day or more ahead is a broken feed, and would move the worker's stream
+# time (its windows run on event time) past everything it holds.
+MAX_FUTURE = timedelta(days=1)
+EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
+
+
+def admit(event: RawItem, now: datetime) -> None:
+    """The checks every entry point applies beyond the schema; raises :class:`DataError` with the reason code.
+
+    * ``empty_text``: nothing left once invisible characters are removed;
+    * ``timestamp_out_of_range``: published or fetched before 1900, or a day or more after ``now``.
+    """
+    if not normalize_text(matching_text(event)):
+        raise DataError("the text is empty once invisible characters are removed", reason="empty_text")
+    for name in ("published_at", "fetched_at"):
+        value = getattr(event, name)
+        if value is not None and not EARLIEST <= value <= now + MAX_FUTURE:
+            raise DataError(f"{name} {value.isoformat()} is outside [1900-01-01, now + 1 day]",
+                            reason="timestamp_out_of_range")

@@ -22,9 +22,12 @@ from aiokafka.errors import MessageSizeTooLargeError
 
 from newsstream.contract import topics, wire
 from newsstream.contract.models import DeadLetter, RawArticle, RawTickerItem
+from newsstream.errors import DataError
 from newsstream.ingest.events import (
+    admit,
     event_from_json_line,
     events_from_page_text,
+    page_text,
     read_jsonl,
 )
 from newsstream.platform import metrics
@@ -34,13 +37,14 @@ from newsstream.platform.settings import Settings
 log = logging.getLogger(__name__)
 
 SERVICE = "ingest"
+LOGGED_DEAD_LETTERS = 10  # logged one by one; after that one line per thousand
+MAX_PENDING = 10_000  # deliveries awaited at once; then the producer flushes
 
 
 @dataclass
 class IngestReport:
     emitted: Counter[str] = field(default_factory=Counter)  # by kind
     dead_letters: Counter[str] = field(default_factory=Counter)  # by reason
-    dead_letter_refs: list[str] = field(default_factory=list)
 
     @property
     def total_emitted(self) -> int:
@@ -87,32 +91,59 @@ class RawEventProducer:
         assert self._producer is not None, "use RawEventProducer as an async context manager"
         return self._producer
 
-    async def emit(self, event: RawArticle | RawTickerItem) -> None:
-        topic = topics.RAW_TOPIC_BY_KIND[event.kind]
+    def _checked(self, event: RawArticle | RawTickerItem) -> bytes:
+        """The event's record value, once it passes the checks every entry point applies
+        (:func:`newsstream.ingest.events.admit`, and the record size limit); raises :class:`DataError`."""
+        admit(event, wire.utcnow())
         value = wire.dumps(event)
+        if len(value) > self.settings.max_record_bytes:
+            raise DataError(
+                f"the event is {len(value):,} bytes, over the record limit of {self.settings.max_record_bytes:,}"
+                " (NEWSSTREAM_MAX_RECORD_BYTES)", reason="too_large",
+            )
+        return value
+
+    async def emit(self, event: RawArticle | RawTickerItem, input_ref: str | None = None) -> None:
+        """Send one event; one that fails the checks becomes a dead letter and the run goes on."""
+        topic = topics.RAW_TOPIC_BY_KIND[event.kind]
+        ref = input_ref or getattr(event, "url", None) or event.id
         try:
+            value = self._checked(event)
             # send() only buffers; delivery is confirmed by flush(), which raises
             # when any send since the last flush failed.
-            self._pending.append(await self.producer.send(topic, value, key=event.id.encode()))
-        except MessageSizeTooLargeError as exc:
+            await self._send(topic, value, event.id)
+        except (DataError, MessageSizeTooLargeError) as exc:
             # Refused before it left: the item itself is the problem, not the broker.
+            reason = exc.reason if isinstance(exc, DataError) else "too_large"
             await self.emit_dead_letter(
-                wire.dead_letter(value, stage=SERVICE, reason="too_large", error=str(exc), input_ref=event.url or event.id)
+                wire.dead_letter(wire.dumps(event), stage=SERVICE, reason=reason, error=str(exc), input_ref=ref)
             )
+            metrics.observe_source_error(event.source, reason)
             return
         metrics.ITEMS_OUT.labels(SERVICE, topic).inc()
         metrics.observe_item_source(event.source, event.kind)  # freshness: the "no news from X" alert
         self.report.emitted[event.kind] += 1
 
     async def emit_dead_letter(self, letter: DeadLetter) -> None:
-        self._pending.append(await self.producer.send(topics.DEAD_LETTERS, wire.dumps(letter), key=letter.id.encode()))
+        await self._send(topics.DEAD_LETTERS, wire.dumps(letter), letter.id)
         metrics.DEAD_LETTERS.labels(SERVICE, topics.DEAD_LETTERS, letter.reason).inc()
         self.report.dead_letters[letter.reason] += 1
-        self.report.dead_letter_refs.append(f"{letter.input_ref}: {letter.reason}: {letter.error[:160]}")
-        log.warning(
-            "dead letter %s: %s %s", letter.input_ref, letter.reason, letter.error[:200],
-            extra={"input_ref": letter.input_ref, "reason": letter.reason, "dead_letter_id": letter.id},
-        )
+        total = self.report.total_dead_letters
+        # The first few one by one, then a line now and then: a file of bad lines
+        # must not turn into a flood of identical warnings.
+        if total <= LOGGED_DEAD_LETTERS:
+            log.warning(
+                "dead letter %s: %s %s", letter.input_ref, letter.reason, letter.error[:200],
+                extra={"input_ref": letter.input_ref, "reason": letter.reason, "dead_letter_id": letter.id},
+            )
+        if total == LOGGED_DEAD_LETTERS or (total > LOGGED_DEAD_LETTERS and total % 1000 == 0):
+            log.warning("%d dead letters so far (%s); further ones are counted, not logged one by one", total,
+                        ", ".join(f"{n} {reason}" for reason, n in self.report.dead_letters.most_common()))
+
+    async def _send(self, topic: str, value: bytes, key: str) -> None:
+        self._pending.append(await self.producer.send(topic, value, key=key.encode()))
+        if len(self._pending) >= MAX_PENDING:  # bounded memory on a long import
+            await self.flush()
 
     async def flush(self) -> None:
         """Wait until the broker acknowledged everything sent so far; raise the first failure."""
@@ -125,12 +156,14 @@ class RawEventProducer:
         """Send events and return only when the broker acknowledged every one of them.
 
         For callers that answer someone only after the write is durable (the
-        HTTP push endpoint answers 202 after this returns). Raises the
-        delivery error (a ``KafkaError``) if any send failed.
+        HTTP push endpoint answers 202 after this returns). Raises
+        :class:`DataError` before sending anything when an event fails the
+        checks, and the delivery error (a ``KafkaError``) if any send failed.
         """
+        values = [self._checked(e) for e in events]  # all or nothing: check every one before sending any
         futures = [
-            await self.producer.send(topics.RAW_TOPIC_BY_KIND[e.kind], wire.dumps(e), key=e.id.encode())
-            for e in events
+            await self.producer.send(topics.RAW_TOPIC_BY_KIND[e.kind], value, key=e.id.encode())
+            for e, value in zip(events, values)
         ]
         if futures:
             await asyncio.gather(*futures)
@@ -154,7 +187,7 @@ class RawEventProducer:
         raw = path.read_bytes()
         try:
             events = events_from_page_text(
-                raw.decode("utf-8"), source=source, url=url, tz=tz, fetched_at=fetched_at or wire.utcnow()
+                page_text(raw), source=source, url=url, tz=tz, fetched_at=fetched_at or wire.utcnow()
             )
         except Exception as exc:
             letter = wire.dead_letter_for(raw, exc, stage=SERVICE, input_ref=str(path))
@@ -170,18 +203,20 @@ class RawEventProducer:
                 )
             )
         for event in events:
-            await self.emit(event)
+            await self.emit(event, input_ref=str(path))
 
-    async def ingest_jsonl(self, path: Path, fetched_at: datetime | None = None) -> None:
+    async def ingest_jsonl(self, path: Path, fetched_at: datetime | None = None, tz: ZoneInfo | None = None) -> None:
         """Every line a raw event; bad lines become dead letters, the rest go on."""
-        await self.ingest_json_lines(((f"{path}:{n}", line) for n, line in read_jsonl(str(path))), fetched_at)
+        await self.ingest_json_lines(((f"{path}:{n}", line) for n, line in read_jsonl(str(path))), fetched_at, tz)
 
-    async def ingest_json_lines(self, lines: Iterable[tuple[str, bytes]], fetched_at: datetime | None = None) -> None:
+    async def ingest_json_lines(self, lines: Iterable[tuple[str, bytes]], fetched_at: datetime | None = None,
+                                tz: ZoneInfo | None = None) -> None:
+        """``tz``: the zone of timestamps without an offset (without it such a line is a dead letter)."""
         fetched_at = fetched_at or wire.utcnow()
         for ref, line in lines:
             try:
-                event = event_from_json_line(line, fetched_at)
+                event = event_from_json_line(line, fetched_at, tz)
             except Exception as exc:
                 await self.emit_dead_letter(wire.dead_letter_for(line, exc, stage=SERVICE, input_ref=ref))
                 continue
-            await self.emit(event)
+            await self.emit(event, input_ref=ref)

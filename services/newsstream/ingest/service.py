@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from newsstream.contract import wire
+from newsstream.errors import ConfigError
 from newsstream.ingest.producer import RawEventProducer
 from newsstream.ingest.sources.archive import (
     ReplayReport,
@@ -140,17 +141,26 @@ async def serve(settings: Settings, registry: Registry, *, state: Path | None = 
         stop = asyncio.Event()
         install_stop_signals(stop)
     runners: list[web.AppRunner] = []
-    with SourceState(state or registry.state) as st:
-        st.prune(registry.seen_retention_days * 86400)
-        async with RawEventProducer(settings) as producer, fetcher_for(registry) as fetcher:
-            try:
-                if metrics:
-                    runners.append(await start_health_server("ingest", settings.metrics_host, settings.metrics_port))
+    producing = False
+    try:
+        if metrics:
+            # Health first: /healthz answers (and /readyz says "not ready") while Kafka is awaited.
+            runners.append(await start_health_server("ingest", settings.metrics_host, settings.metrics_port,
+                                                     lambda: producing))
+        with SourceState(state or registry.state) as st:
+            st.prune(registry.seen_retention_days * 86400)
+            async with RawEventProducer(settings) as producer, fetcher_for(registry) as fetcher:
+                producing = True
                 if push_config is not None:
                     runner = web.AppRunner(push_app(producer, push_config), access_log=None)
-                    await runner.setup()
-                    await web.TCPSite(runner, host or registry.push.host, port if port is not None else registry.push.port).start()
                     runners.append(runner)
+                    await runner.setup()
+                    push_host, push_port = host or registry.push.host, port if port is not None else registry.push.port
+                    try:
+                        await web.TCPSite(runner, push_host, push_port).start()
+                    except OSError as exc:
+                        raise ConfigError(f"cannot listen for pushes on {push_host}:{push_port} "
+                                          f"({exc.strerror or exc}): pass --port PORT") from None
                 source_runner = SourceRunner(sources, fetcher=fetcher, sink=producer, state=st,
                                              max_backoff_s=registry.fetch.max_backoff_s)
                 if once:
@@ -162,12 +172,13 @@ async def serve(settings: Settings, registry: Registry, *, state: Path | None = 
                     return 1 if failed else 0
                 tasks = [asyncio.create_task(source_runner.run(stop))] if sources else []
                 await stop.wait()
-                for t in tasks:
-                    t.cancel()
+                for task in tasks:
+                    task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
-            finally:
-                for r in runners:
-                    await r.cleanup()
+    finally:
+        producing = False
+        for r in runners:
+            await r.cleanup()
     _say(producer.report.summary())
     return 0
 

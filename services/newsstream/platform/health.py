@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from newsstream.errors import ConfigError
 from newsstream.platform.metrics import SERVICE_UP
 
 log = logging.getLogger(__name__)
@@ -63,5 +64,12 @@ async def start_health_server(
     SERVICE_UP.labels(service).set(0)
     runner = web.AppRunner(health_app(service, ready), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ConfigError(
+            f"cannot serve {service} metrics on {host}:{port} ({exc.strerror or exc}): "
+            "pass --metrics-port PORT or set NEWSSTREAM_METRICS_PORT"
+        ) from None
     return runner

@@ -12,9 +12,10 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError, UnknownError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, TopicAlreadyExistsError, UnknownError
 
 from newsstream.contract.topics import TopicSpec, topic_specs
+from newsstream.errors import ConfigError, InfrastructureError
 from newsstream.platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -22,11 +23,12 @@ log = logging.getLogger(__name__)
 
 def require_bootstrap(settings: Settings) -> str:
     if not settings.kafka_bootstrap_servers:
-        raise SystemExit(
-            "no Kafka bootstrap address: pass --bootstrap HOST:PORT or set KAFKA_BOOTSTRAP_SERVERS "
-            "(or run `newsstream broker` for the embedded one)"
-        )
+        raise ConfigError("no Kafka bootstrap address: pass --bootstrap HOST:PORT or set KAFKA_BOOTSTRAP_SERVERS")
     return settings.kafka_bootstrap_servers
+
+
+class KafkaUnavailable(InfrastructureError):
+    """The brokers did not answer within ``kafka_connect_timeout_s``."""
 
 
 def make_producer(settings: Settings, *, idempotent: bool = True, **overrides: object) -> AIOKafkaProducer:
@@ -39,7 +41,7 @@ def make_producer(settings: Settings, *, idempotent: bool = True, **overrides: o
         max_batch_size=1024 * 1024,  # the default 16 KiB cuts 2 KB-message throughput by ~4x
         # Apache Kafka's default message.max.bytes: a bigger record is refused
         # at send() (and dead-lettered) instead of failing at the broker.
-        max_request_size=1_000_000,
+        max_request_size=settings.max_record_bytes,
         request_timeout_ms=30_000,
         client_id="newsstream",
         **settings.kafka_client_kwargs(),
@@ -83,7 +85,7 @@ async def start_producer(settings: Settings, **overrides: object) -> AIOKafkaPro
     if mode == "auto":
         sender_log.setLevel(logging.CRITICAL)  # the refusal is expected and handled below; don't log it as an error
     try:
-        await producer.start()
+        await _started(producer, settings)
         return producer
     except UnknownError:
         await producer.stop()
@@ -94,49 +96,77 @@ async def start_producer(settings: Settings, **overrides: object) -> AIOKafkaPro
         raise
     finally:
         sender_log.setLevel(level)
-    log.warning("broker refused InitProducerId: producing with acks=all, idempotence off (see kafka_idempotence)")
+    # Expected on the embedded broker, so said once and quietly.
+    log.debug("broker refused InitProducerId: producing with acks=all, idempotence off (see kafka_idempotence)")
     producer = make_producer(settings, idempotent=False, **overrides)
-    await producer.start()
+    await _started(producer, settings)
     return producer
+
+
+async def _started(client: AIOKafkaProducer, settings: Settings) -> None:
+    """``client.start()``, with the broker's absence as one clear :class:`KafkaUnavailable`."""
+    try:
+        await client.start()
+    except KafkaConnectionError as exc:
+        raise KafkaUnavailable(f"Kafka at {settings.kafka_bootstrap_servers} is not reachable: {exc}") from None
 
 
 async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> list[str]:
     """Create the topics that do not exist yet; returns the names created.
 
     Idempotent, so every service calls it at start-up and the first one wins.
-    Retries for ``kafka_connect_timeout_s`` while the broker is still coming up.
+    Waits for the broker up to ``kafka_connect_timeout_s``, saying so in one
+    line per attempt (a broker that accepts connections but never answers
+    counts as absent), then raises :class:`KafkaUnavailable`.
     """
     specs = specs if specs is not None else topic_specs(settings.partitions)
-    deadline = asyncio.get_running_loop().time() + settings.kafka_connect_timeout_s
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.kafka_connect_timeout_s
     attempt = 0
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=require_bootstrap(settings), **settings.kafka_client_kwargs())
+        attempt += 1
+        admin = AIOKafkaAdminClient(bootstrap_servers=require_bootstrap(settings), request_timeout_ms=5000,
+                                    **settings.kafka_client_kwargs())
         try:
-            await admin.start()
-            existing = set(await admin.list_topics())
-            missing = [s for s in specs if s.name not in existing]
-            if missing:
-                try:
-                    response = await admin.create_topics(
-                        [
-                            NewTopic(s.name, s.partitions, settings.replication_factor, topic_configs=s.config)
-                            for s in missing
-                        ]
-                    )
-                except TopicAlreadyExistsError:
-                    response = None  # another service created them in the meantime
-                # create_topics reports per-topic errors in its response instead of raising.
-                for error in getattr(response, "topic_errors", None) or ():
-                    name, code = error[0], error[1]
-                    if code not in (0, TopicAlreadyExistsError.errno):
-                        message = error[2] if len(error) > 2 else ""
-                        raise RuntimeError(f"could not create topic {name}: error {code} {message}")
-            return [s.name for s in missing]
-        except KafkaConnectionError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            log.warning("waiting for Kafka at %s", settings.kafka_bootstrap_servers)
-            await asyncio.sleep(min(0.25 * 2**attempt, 3.0))
-            attempt += 1
+            async with asyncio.timeout(max(1.0, min(ATTEMPT_TIMEOUT_S, deadline - loop.time()))):
+                await admin.start()
+                return await _create_missing(admin, settings, specs)
+        except (KafkaConnectionError, KafkaTimeoutError, TimeoutError) as exc:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise KafkaUnavailable(
+                    f"Kafka at {settings.kafka_bootstrap_servers} did not answer within "
+                    f"{settings.kafka_connect_timeout_s:g} s (NEWSSTREAM_KAFKA_CONNECT_TIMEOUT_S)"
+                ) from None
+            log.warning("waiting for Kafka at %s (attempt %d, %.0f s left): %s",
+                        settings.kafka_bootstrap_servers, attempt, left, _reason(exc))
+            await asyncio.sleep(min(0.25 * 2 ** (attempt - 1), 3.0, left))
         finally:
             await admin.close()
+
+
+# One attempt to reach the brokers: a listener that accepts and never answers is given up on after this.
+ATTEMPT_TIMEOUT_S = 5.0
+
+
+def _reason(exc: BaseException) -> str:
+    return "no answer" if isinstance(exc, TimeoutError) else (str(exc) or type(exc).__name__)
+
+
+async def _create_missing(admin: AIOKafkaAdminClient, settings: Settings, specs: list[TopicSpec]) -> list[str]:
+    existing = set(await admin.list_topics())
+    missing = [s for s in specs if s.name not in existing]
+    if missing:
+        try:
+            response = await admin.create_topics(
+                [NewTopic(s.name, s.partitions, settings.replication_factor, topic_configs=s.config) for s in missing]
+            )
+        except TopicAlreadyExistsError:
+            response = None  # another service created them in the meantime
+        # create_topics reports per-topic errors in its response instead of raising.
+        for error in getattr(response, "topic_errors", None) or ():
+            name, code = error[0], error[1]
+            if code not in (0, TopicAlreadyExistsError.errno):
+                message = error[2] if len(error) > 2 else ""
+                raise InfrastructureError(f"could not create topic {name}: error {code} {message}")
+    return [s.name for s in missing]

@@ -69,7 +69,10 @@ def redact_secrets(_logger: Any, _method: str, event_dict: MutableMapping[str, A
 def configure_logging(level: str = "info", fmt: str = "console") -> None:
     json_output = fmt == "json"
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer() if json_output
+        # Never structlog's default (rich) traceback on the console: it prints every
+        # frame's local variables, connection URLs and whole batches included.
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
     )
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -79,12 +82,15 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
         structlog.stdlib.ExtraAdder(),
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    final: list[structlog.types.Processor] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
-    if json_output:
-        # Tracebacks as a string field of the one JSON line (not as extra lines
-        # that a log shipper would split into separate, unparseable records).
-        final.append(structlog.processors.format_exc_info)
-    final += [redact_secrets, renderer]
+    final: list[structlog.types.Processor] = [
+        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+        # The traceback becomes text (without local variables) *before* redaction,
+        # so a password in an exception message is blanked like any other field;
+        # in JSON it is a string field of the one line a log shipper reads.
+        structlog.processors.format_exc_info,
+        redact_secrets,
+        renderer,
+    ]
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=final))
     root = logging.getLogger()

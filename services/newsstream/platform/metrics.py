@@ -64,6 +64,10 @@ PLACEMENT_STATE_KEYS = Gauge(
 STORY_EVENTS = Counter(
     "newsstream_story_events_total", "Events written to news.stories.v1 ('created', 'updated', 'replayed')", ["event"]
 )
+EVENT_TIME_CLAMPED = Counter(
+    "newsstream_event_time_clamped_total",
+    "Items whose event time lay more than a day past the worker's clock; stream time was not moved past it",
+)
 PLACEMENT_ERRORS = Counter(
     "newsstream_placement_errors_total",
     "Items stage 3 could not place (near-dup, thread, story); they are emitted with their exact-dedup verdict only",

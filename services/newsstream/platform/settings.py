@@ -15,10 +15,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NEWSSTREAM_", extra="ignore", populate_by_name=True)
 
-    kafka_bootstrap_servers: str | None = Field(
-        default=None,
+    kafka_bootstrap_servers: str = Field(
+        default="localhost:9092",
         validation_alias=AliasChoices("NEWSSTREAM_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
-        description="host:port[,host:port]; unset means 'start the embedded broker' where a command can.",
+        description="host:port[,host:port] of the Kafka cluster (like every Kafka tool, localhost:9092 by default).",
     )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     kafka_connect_timeout_s: float = Field(default=30.0, ge=0, description="How long start-up waits for the broker.")
     kafka_idempotence: Literal["auto", "on", "off"] = Field(
         default="auto", description="'auto': idempotent producer where the broker supports it (Apache Kafka does)."
+    )
+
+    max_record_bytes: int = Field(
+        default=1_000_000, ge=10_000,
+        description="Largest record a service writes (Apache Kafka's default message.max.bytes); a bigger item is a 'too_large' dead letter.",
     )
 
     partitions: int = Field(default=4, ge=1, description="Partitions of raw and enriched topics.")

@@ -153,6 +153,11 @@ class _Sink:
     async def run(self) -> None:
         settings = self.settings
         async with contextlib.AsyncExitStack() as stack:
+            # Health first: /healthz answers (and /readyz says "not ready") while Kafka
+            # and the store are awaited.
+            runner = await start_health_server(SERVICE, settings.metrics_host, settings.metrics_port, self.ready)
+            stack.push_async_callback(runner.cleanup)
+            log.info("sink: health and metrics on %s", ", ".join(f"{a[0]}:{a[1]}" for a in runner.addresses))
             await ensure_topics(settings)
 
             async def open_and_migrate() -> None:
@@ -166,10 +171,6 @@ class _Sink:
                 await self.store.close()
                 return
             stack.push_async_callback(self.store.close)
-
-            runner = await start_health_server(SERVICE, settings.metrics_host, settings.metrics_port, self.ready)
-            stack.push_async_callback(runner.cleanup)
-            log.info("sink: health and metrics on %s", ", ".join(f"{a[0]}:{a[1]}" for a in runner.addresses))
 
             self.producer = await start_producer(settings)
             stack.push_async_callback(self.producer.stop)

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -72,6 +73,7 @@ def _faust_broker_settings(settings: Settings) -> dict[str, Any]:
         "producer_compression_type": "zstd",
         "producer_linger_ms": 5,
         "producer_max_batch_size": 1024 * 1024,
+        "producer_max_request_size": settings.max_record_bytes,
     }
     if settings.kafka_security_protocol != "PLAINTEXT":
         kwargs["broker_credentials"] = _faust_credentials(settings)
@@ -215,16 +217,25 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     from newsstream.platform.kafka import ensure_topics
     from newsstream.platform.logs import configure_logging
 
-    # One loop for the start-up call and for faust: asyncio.run() would close its loop.
+    # faust creates its data directory without parents; a fresh checkout has none.
+    Path(settings.worker_datadir).mkdir(parents=True, exist_ok=True)
+    # One loop for the start-up calls and for faust: asyncio.run() would close its loop.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    loop.run_until_complete(ensure_topics(settings))
+    built: list[faust.App] = []
+    # Health first: /healthz answers (and /readyz says "not ready") while Kafka is awaited.
+    health = loop.run_until_complete(start_health_server(
+        SERVICE, settings.metrics_host, settings.metrics_port, lambda: bool(built) and is_ready(built[0])
+    ))
+    try:
+        loop.run_until_complete(ensure_topics(settings))
+    except BaseException:
+        loop.run_until_complete(health.cleanup())
+        loop.close()
+        raise
     warm_up()  # load the models now, not inside the first batch (see enrich.warm_up)
     app = build_app(settings)
-
-    @app.task
-    async def serve_health() -> None:
-        await start_health_server(SERVICE, settings.metrics_host, settings.metrics_port, lambda: is_ready(app))
+    built.append(app)
 
     class _Worker(Worker):
         def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:

@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from newsstream.contract import topics, wire
+from newsstream.errors import EXIT_DELIVERY_FAILURE
 from newsstream.platform import metrics
 
 log = logging.getLogger(__name__)
@@ -21,30 +22,36 @@ SERVICE = "worker"
 
 # Replaced in tests; os._exit skips faust's shutdown, which would commit offsets.
 _hard_exit = os._exit
-DELIVERY_FAILURE_EXIT_CODE = 70
+DELIVERY_FAILURE_EXIT_CODE = EXIT_DELIVERY_FAILURE
 
 
-def fail_stop_on_delivery_error(delivery: asyncio.Future[Any]) -> None:
-    """Done-callback of every record the worker produces: a record the broker
-    finally refused (after the producer's own retries) stops the process at once.
+def fail_stop(exc: BaseException, what: str) -> None:
+    """Stop the process at once, before faust can commit past a record that was not written.
 
     faust acks a batch once its records are handed to the producer and
     commits after flushing it, and aiokafka's flush waits but never raises:
     a refused record would be committed past and lost. Exiting before the
     next commit makes the batch come back to whoever takes the partition
-    over (fail-stop, as Kafka Streams does by default). Awaiting the
-    deliveries inside the batch loop instead stalled the worker after a
-    restart; a callback adds no wait.
+    over (fail-stop, as Kafka Streams does by default).
     """
-    if delivery.cancelled() or delivery.exception() is None:
-        return
-    exc = delivery.exception()
-    log.critical("a record the worker produced was refused by the broker (%s: %s): exiting without committing",
-                 type(exc).__name__, exc, extra={"error_type": type(exc).__name__})
+    log.critical("%s (%s: %s): exiting without committing", what, type(exc).__name__, exc,
+                 extra={"error_type": type(exc).__name__})
     for handler in logging.getLogger().handlers:
         with contextlib.suppress(Exception):  # a closed stream must not stop the exit
             handler.flush()
     _hard_exit(DELIVERY_FAILURE_EXIT_CODE)
+
+
+def fail_stop_on_delivery_error(delivery: asyncio.Future[Any]) -> None:
+    """Done-callback of every record the worker produces: a record the broker
+    finally refused (after the producer's own retries) stops the process.
+
+    Awaiting the deliveries inside the batch loop instead stalled the worker
+    after a restart; a callback adds no wait.
+    """
+    if delivery.cancelled() or delivery.exception() is None:
+        return
+    fail_stop(delivery.exception(), "a record the worker produced was refused by the broker")  # type: ignore[arg-type]
 
 
 class Output:
@@ -54,7 +61,11 @@ class Output:
         self._app = app  # the faust app: its producer exists only once the app runs
 
     async def send(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None) -> None:
-        delivery = await self._app.producer.send(topic, key, value, partition, None, None)
+        try:
+            delivery = await self._app.producer.send(topic, key, value, partition, None, None)
+        except Exception as exc:  # refused before it left (too large, producer closed): never commit past it
+            fail_stop(exc, f"a record for {topic} could not be handed to the producer")
+            raise  # only reached when _hard_exit is replaced (tests)
         delivery.add_done_callback(fail_stop_on_delivery_error)  # type: ignore[attr-defined]
 
     async def dead_letter(

@@ -28,6 +28,8 @@ from newsstream.worker.envelope import EnvelopeItem, read_envelope
 
 log = logging.getLogger(__name__)
 
+MAX_STREAM_TIME_AHEAD_S = 24 * 3600.0
+
 
 class PlacementStage:
     """``tables`` maps each of ``CHANGELOGGED_TABLES`` to its faust table (one partition each)."""
@@ -107,7 +109,7 @@ class PlacementStage:
                           extra={"item_id": enriched.id, "error_type": type(exc).__name__})
             await self.emit(enriched, None)
             return
-        self.stream_time = max(self.stream_time, event_time(enriched.raw))
+        self.stream_time = max(self.stream_time, self._bounded_by_wall_clock(event_time(enriched.raw)))
         story_event = placed.story.event
         if story_event is None:
             # Seen before (re-delivered after a restart): publish the story's
@@ -119,6 +121,16 @@ class PlacementStage:
         else:
             metrics.STORY_EVENTS.labels(story_event.event).inc()
         await self.emit(placed.enriched, story_event)
+
+    @staticmethod
+    def _bounded_by_wall_clock(at: float) -> float:
+        """Stream time never runs ahead of the wall clock by more than a day: one record
+        dated 2099 would otherwise expire every window at the next timer tick."""
+        limit = time.time() + MAX_STREAM_TIME_AHEAD_S
+        if at > limit:
+            metrics.EVENT_TIME_CLAMPED.inc()
+            return limit
+        return at
 
     def owns_state(self, assigned_actives: Any) -> bool:
         changelog = self.tables["stories"].changelog_topic.get_topic_name()

@@ -25,6 +25,7 @@ from newsstream.contract import wire
 from newsstream.ingest.events import (
     event_from_json_line,
     events_from_page_text,
+    page_text,
     read_jsonl,
 )
 from newsstream.ingest.sources.base import STAGE
@@ -205,7 +206,7 @@ async def _one(
             events = [event_from_json_line(raw, fetched_at)]
             letters = []
         elif suffix == ".txt":
-            events = events_from_page_text(raw.decode("utf-8"), source=source or path.stem, tz=tz, fetched_at=fetched_at)
+            events = events_from_page_text(page_text(raw), source=source or path.stem, tz=tz, fetched_at=fetched_at)
             letters = [] if events else [wire.dead_letter(raw, stage=STAGE, reason="empty_page",
                                                           error="no article text and no ticker lines found", input_ref=ref)]
         else:
@@ -215,7 +216,7 @@ async def _one(
     except Exception as exc:
         events, letters = [], [wire.dead_letter_for(raw, exc, stage=STAGE, input_ref=ref)]
     for event in events:
-        await sink.emit(event)
+        await sink.emit(event, input_ref=ref)
     for letter in letters:
         await sink.emit_dead_letter(letter)
     report.emitted += len(events)

@@ -127,18 +127,27 @@ def page_outcome(
     fallback_title: str = "",
     fallback_published: datetime | None = None,
     payload: bytes | None = None,
+    plain_text: bool = False,
 ) -> Outcome:
     """Raw events of one page: its article (if any) and its ticker lines; an
-    ``empty_page`` dead letter when it has neither."""
+    ``empty_page`` dead letter when it has neither. ``plain_text``: the page is
+    text, not HTML (served as ``text/plain``), read as ``ingest page`` reads a file."""
     out = Outcome()
     out.clean("invisible_chars", count_invisible(html))
-    meta = page_meta(html, url, tz)
-    title, paragraphs = extract_article(html, meta.canonical_url or url)
-    title = title or meta.title or fallback_title
-    ticker = parse_page(visible_lines(html)).ticker
-    articles = []
-    if paragraphs:
-        articles = [ParsedArticle(title=title, body="\n\n".join(paragraphs), paragraphs=paragraphs)]
+    if plain_text:
+        parsed = parse_page(html)
+        meta = PageMeta(title="", canonical_url=url, language=None, published_at=None)
+        articles, ticker = list(parsed.articles), parsed.ticker
+        if articles and not articles[0].title and fallback_title:
+            articles[0] = articles[0].model_copy(update={"title": fallback_title})
+    else:
+        meta = page_meta(html, url, tz)
+        title, paragraphs = extract_article(html, meta.canonical_url or url)
+        title = title or meta.title or fallback_title
+        ticker = parse_page(visible_lines(html)).ticker
+        articles = []
+        if paragraphs:
+            articles = [ParsedArticle(title=title, body="\n\n".join(paragraphs), paragraphs=paragraphs)]
     published = meta.published_at or fallback_published
     events: list[RawItem] = events_from_page(
         ParsedPage(articles=articles, ticker=ticker),

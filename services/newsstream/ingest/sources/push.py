@@ -6,12 +6,15 @@
   unknown token: **401** (``WWW-Authenticate: Bearer``, RFC 6750
   ``invalid_token``); a known token not allowed to push for that source or
   kind: **403** (``insufficient_scope``).
-* Body limit (``max_body_bytes``, default 1 MiB) and item limit
-  (``max_items``): **413**, checked on Content-Length and while reading.
+* Body limit (``max_body_bytes``, default 1 MiB), item limit (``max_items``)
+  and an item over the record limit (``NEWSSTREAM_MAX_RECORD_BYTES``): **413**,
+  checked on Content-Length, while reading and before anything is sent. A
+  body that does not arrive within ``body_timeout_s``: **408**.
 * Bad input (not UTF-8, not JSON, failing the raw schema): **400** with
   ``{"error": reason, "message": ..., "details": [{"index", "field", "message"}]}``.
 * **202** ``{"accepted": n, "ids": [...]}`` only after the broker
-  acknowledged every item; **503** when it did not.
+  acknowledged every item; **503** when it did not (the only answer worth a
+  retry: every 4xx is permanent).
 
 Pushed text is cleaned like fetched text (bidi controls and zero-width
 characters removed, NFC) and article URLs are canonicalised, so a pushed
@@ -23,6 +26,7 @@ zone given by ``?tz=`` (default UTC) like a polled ticker's; without
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import Mapping
@@ -38,13 +42,13 @@ from pydantic import ValidationError
 from newsstream.contract import wire
 from newsstream.contract.ids import stable_hash
 from newsstream.contract.models import RawArticle, RawTickerItem
-from newsstream.errors import NewsstreamError
+from newsstream.errors import DataError, NewsstreamError
 from newsstream.ingest.events import (
-    event_from_json_line,
+    admit,
+    event_from_record,
     resolve_clock_time,
     source_thread_id,
 )
-from newsstream.ingest.sources.base import as_utc
 from newsstream.ingest.sources.textutil import clean, count_invisible
 from newsstream.ingest.sources.urls import canonical_url
 from newsstream.platform import metrics
@@ -73,6 +77,7 @@ class PushConfig:
     tokens: Mapping[str, PushClient] = field(default_factory=dict)
     max_body_bytes: int = 1024 * 1024
     max_items: int = 500
+    body_timeout_s: float = 30.0  # a body still incomplete after this is answered 408
 
 
 class PushError(NewsstreamError):
@@ -110,15 +115,20 @@ def _authenticate(request: web.Request, config: PushConfig) -> PushClient:
     raise PushError(401, "invalid_token", "unknown token")
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
+async def _read_body(request: web.Request, limit: int, timeout_s: float) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise PushError(413, "too_large", f"body of {request.content_length} bytes exceeds the limit of {limit}")
     chunks, size = [], 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise PushError(413, "too_large", f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        # A client that stops sending must not hold a connection (and its buffer) for ever.
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.content.iter_chunked(64 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    raise PushError(413, "too_large", f"body exceeds the limit of {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise PushError(408, "timeout", f"the body did not arrive within {timeout_s:g} s") from None
     return b"".join(chunks)
 
 
@@ -179,14 +189,16 @@ def _validate(items: list[Any], kind: str, now: datetime, tz: ZoneInfo) -> tuple
         record, n = _prepare(item, kind, now, tz)
         removed += n
         try:
-            event = event_from_json_line(orjson.dumps(record), now)
-            # The contract: timestamps in UTC (a naive one is taken as UTC).
-            events.append(event.model_copy(update={"published_at": as_utc(event.published_at),
-                                                   "fetched_at": as_utc(event.fetched_at)}))
+            # A timestamp without an offset is read in ?tz= (default UTC); the event carries UTC.
+            event = event_from_record(record, now, tz)
+            admit(event, now)
+            events.append(event)
         except ValidationError as exc:
             for err in exc.errors()[:10]:
                 loc = ".".join(str(p) for p in err["loc"][1:] if p != kind) or ".".join(str(p) for p in err["loc"])
                 details.append({"index": index, "field": loc or "<root>", "message": err["msg"]})
+        except DataError as exc:
+            details.append({"index": index, "field": "<root>", "message": f"{exc.reason}: {exc}"})
     if details:
         raise PushError(400, "validation_error", f"{len({d['index'] for d in details})} of {len(items)} item(s) invalid; nothing was accepted", details)
     return events, removed
@@ -200,7 +212,7 @@ def push_app(sink: AckSink, config: PushConfig, *, clock=wire.utcnow) -> web.App
             client_name = client.name
             if kind not in client.kinds:
                 raise PushError(403, "insufficient_scope", f"token {client.name!r} may not push {kind} items")
-            body = await _read_body(request, config.max_body_bytes)
+            body = await _read_body(request, config.max_body_bytes, config.body_timeout_s)
             try:
                 tz = ZoneInfo(request.query.get("tz", "UTC"))
             except (ZoneInfoNotFoundError, ValueError):
@@ -214,6 +226,10 @@ def push_app(sink: AckSink, config: PushConfig, *, clock=wire.utcnow) -> web.App
             return exc.response()
         try:
             await sink.emit_acked(events)
+        except DataError as exc:  # an item over the record limit: retrying cannot help
+            status = 413 if exc.reason == "too_large" else 400
+            metrics.SOURCE_POLL_ERRORS.labels(client_name, f"push_{status}").inc()
+            return PushError(status, exc.reason, f"{exc}; nothing was accepted").response()
         except Exception as exc:  # KafkaError and friends: the client must retry
             log.warning("push: broker did not acknowledge %d item(s): %s", len(events), exc)
             metrics.SOURCE_POLL_ERRORS.labels(client_name, "push_503").inc()

@@ -144,6 +144,7 @@ class PushSection(_Model):
     port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_items: int = Field(default=500, ge=1)
+    body_timeout_s: float = Field(default=30.0, gt=0, description="A request body still incomplete after this is answered 408.")
     tokens: list[PushTokenConfig] = Field(default_factory=list)
 
     def to_config(self, environ: Mapping[str, str] | None = None) -> PushConfig:
@@ -155,7 +156,8 @@ class PushSection(_Model):
             env[t.token_env]: PushClient(t.name, frozenset(t.sources) if t.sources is not None else None, frozenset(t.kinds))
             for t in self.tokens
         }
-        return PushConfig(tokens=tokens, max_body_bytes=self.max_body_bytes, max_items=self.max_items)
+        return PushConfig(tokens=tokens, max_body_bytes=self.max_body_bytes, max_items=self.max_items,
+                          body_timeout_s=self.body_timeout_s)
 
 
 class Registry(_Model):

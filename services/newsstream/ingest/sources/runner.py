@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 
 
 class EventSink(Protocol):
-    async def emit(self, event: RawArticle | RawTickerItem) -> None: ...
+    async def emit(self, event: RawArticle | RawTickerItem, input_ref: str | None = None) -> None: ...
     async def emit_dead_letter(self, letter: DeadLetter) -> None: ...
     async def flush(self) -> None: ...
 
@@ -166,7 +166,7 @@ class Poller:
             return _dead(result.body, "invalid_encoding", f"neither the declared charset nor UTF-8: {exc}", result.url)
         out = page_outcome(
             decoded.text, source=source.name, url=result.url, fetched_at=fetched_at, tz=source.tz,
-            language=source.language, payload=result.body,
+            language=source.language, payload=result.body, plain_text=result.content_type.startswith("text/plain"),
         )
         if decoded.declared and decoded.encoding not in ("utf-8", "utf8"):
             out.clean("decoded_charset")
@@ -217,7 +217,7 @@ class Poller:
                 page = page_outcome(
                     decoded.text, source=source.name, url=item.link, fetched_at=self.clock(), tz=source.tz,
                     language=language, fallback_title=item.title, fallback_published=item.published_at,
-                    payload=result.body,
+                    payload=result.body, plain_text=result.content_type.startswith("text/plain"),
                 )
                 if page.events:
                     page.seen_keys = []

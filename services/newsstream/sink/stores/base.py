@@ -241,25 +241,26 @@ def _row(event: StoredEvent, stored_at: datetime) -> tuple[str, tuple[Any, ...]]
     raise TypeError(f"cannot store {type(event).__name__}")
 
 
-def rows_by_table(
-    batch: Iterable[StoredEvent], *, stored_at: datetime | None = None, nul_safe: bool = False
-) -> dict[str, list[tuple[Any, ...]]]:
+def rows_by_table(batch: Iterable[StoredEvent], *, stored_at: datetime | None = None) -> dict[str, list[tuple[Any, ...]]]:
     """Group a batch into rows per table, keeping the last event of each id.
 
     Deduplicating here matters for PostgreSQL: one ``INSERT ... ON CONFLICT``
     statement may not touch the same row twice, and the batch must be one
-    transaction. ``nul_safe`` replaces U+0000 (which PostgreSQL rejects) in
-    every text value; dead-letter payloads are base64-encoded instead so they
-    stay byte-exact.
+    transaction. U+0000 (which PostgreSQL rejects) is replaced in every text
+    value but the key, in both stores alike so they hold the same rows;
+    dead-letter payloads are base64-encoded instead so they stay byte-exact.
+    An id with U+0000 is refused (:class:`DataError`): a key is never rewritten.
     """
     stored_at = stored_at or datetime.now(timezone.utc)
     latest: dict[str, dict[str, tuple[Any, ...]]] = {t: {} for t in TABLES}
     for event in batch:
-        if nul_safe and isinstance(event, DeadLetter):
+        if isinstance(event, DeadLetter):
             event = _safe_dead_letter(event)
         table, row = _row(event, stored_at)
-        if nul_safe:
-            row = tuple(_strip_nul(v) for v in row)
+        if "\x00" in row[0]:
+            # A key is never rewritten: the row could not be found under its own id.
+            raise DataError(f"the id {row[0]!r} holds a NUL character", reason="invalid_id")
+        row = (row[0], *(_strip_nul(v) for v in row[1:]))
         # pop first so that a repeated id moves to its latest position in the batch
         latest[table].pop(row[0], None)
         latest[table][row[0]] = row

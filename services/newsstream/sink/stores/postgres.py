@@ -92,7 +92,7 @@ class PostgresStore(StoreBase):
     async def upsert(self, batch: Sequence[StoredEvent]) -> None:
         if not batch:
             return
-        tables = rows_by_table(batch, nul_safe=True)
+        tables = rows_by_table(batch)
         async with self._require().acquire() as conn, conn.transaction():
             for table, rows in tables.items():
                 placeholders = [f"${i}" for i in range(1, len(COLUMNS[table]) + 1)]
