@@ -14,8 +14,10 @@ nothing is copied. It prints, for each MinHash backend (rensa, datasketch):
   bytes per item held in the window;
 
 then the whole replay pipeline (enrich, exact dedup, near-dup, threads,
-stories) in µs per item, warm; stage 3 alone (near-dup, threads, stories:
-the worker's one-partition ceiling); and the bytes per item of each state.
+stories) in µs per item, warm, without the encoder; stage 3 alone (near-dup,
+threads, stories: the worker's one-partition ceiling) with and without
+vectors; the bytes per item of each state; and stage 3 per article with
+``--window`` story vectors held (100,000 by default).
 One run, one machine: compare figures from the same run only.
 """
 
@@ -27,6 +29,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -110,10 +113,11 @@ def bench_backend(backend: str, pairs: list[tuple[str, str]], stream_texts: list
 
 def bench_pipeline(path: Path, repeat: int) -> dict[str, object]:
     items = [raw for _, raw, _ in read_stream(str(path))]
-    Pipeline().process(items[0])  # load the language model outside the timing
+    words_only = PipelineConfig(embeddings=False)  # the encoder's cost is measured apart (bench/enrichment.py)
+    Pipeline(words_only).process(items[0])  # load the language model outside the timing
 
     def run() -> Pipeline:
-        pipeline = Pipeline(PipelineConfig())
+        pipeline = Pipeline(words_only)
         for raw in items:
             pipeline.process(raw)
         return pipeline
@@ -124,26 +128,73 @@ def bench_pipeline(path: Path, repeat: int) -> dict[str, object]:
 
     # Stage 3 alone (what the worker's one placement partition pays per item):
     # the items enriched and exact-deduplicated beforehand, outside the timing.
+    # With vectors (as the worker runs by default): embedded once here, outside the timing.
     prepared = [(p.enriched, p.exact_of) for p in (Pipeline().process(raw) for raw in items)]
+    plain = [(e.model_copy(update={"enrichment": e.enrichment.model_copy(update={"embedding": None})}), x)
+             for e, x in prepared]
 
-    def place_all() -> Placement:
+    def place_all(batch: list[tuple[Any, Any]]) -> Placement:
         placement = Placement(PipelineConfig().placement)
-        for enriched, exact_of in prepared:
+        for enriched, exact_of in batch:
             placement.place(enriched, exact_of)
         return placement
 
-    stage3 = _best(place_all, repeat) / n
+    stage3 = _best(lambda: place_all(prepared), repeat) / n
+    stage3_words = _best(lambda: place_all(plain), repeat) / n
+    placed = place_all(prepared)
+    state = placed.near.items, placed.near.bands, placed.near.common, placed.threads.state, placed.stories.state
     return {
         "items": n,
-        "pipeline_us_per_item": round(per_item * 1e6),
+        "pipeline_us_per_item_without_encoder": round(per_item * 1e6),
         "stage3_us_per_item": round(stage3 * 1e6),
+        "stage3_us_per_item_without_vectors": round(stage3_words * 1e6),
         "stage3_items_per_s_one_core": round(1 / stage3),
         "bytes_per_item": {
             "exact": round(deep_size(pipeline.exact) / n),
-            "near_dup": round((deep_size(pipeline.near.items) + deep_size(pipeline.near.bands) + deep_size(pipeline.near.common)) / max(1, len(pipeline.near))),
-            "threads": round(deep_size(pipeline.threads.state) / n),
-            "stories": round(deep_size(pipeline.stories.state) / n),
+            "near_dup": round((deep_size(placed.near.items) + deep_size(placed.near.bands) + deep_size(placed.near.common)) / max(1, len(placed.near))),
+            "threads": round(deep_size(placed.threads.state) / n),
+            "stories": round(deep_size(placed.stories.state) / n),
+            "stage3_total": round(sum(deep_size(s) for s in state) / n),
         },
+    }
+
+
+def bench_window(path: Path, window: int) -> dict[str, object]:
+    """Stage 3's cost per article with ``window`` stories' vectors held (the index's scale)."""
+    import numpy as np
+
+    from newsstream.dedup.vectors import VectorIndex, int8_vector
+
+    items = [raw for _, raw, _ in read_stream(str(path))][:200]
+    prepared = [(p.enriched, p.exact_of) for p in (Pipeline().process(raw) for raw in items)]
+    real = np.stack([int8_vector(e.enrichment.embedding.vector).astype(np.float32) for e, _ in prepared])
+    rng = np.random.default_rng(0)
+    # Filler vectors shaped like real ones: mixtures of real vectors plus noise, int8.
+    mix = rng.dirichlet(np.ones(8), size=window) @ real[rng.integers(0, len(real), size=(8,))] + rng.normal(0, 20, (window, real.shape[1]))
+    filler = np.clip(np.rint(mix / np.abs(mix).max(axis=1, keepdims=True) * 127), -127, 127).astype(np.int8)
+    placement = Placement(PipelineConfig().placement)
+    index: VectorIndex = placement.stories.vectors
+    started = time.perf_counter()
+    for n, vector in enumerate(filler):
+        index.add(f"st_filler_{n}", f"f{n}", vector)
+    fill_s = time.perf_counter() - started
+    times = []
+    for enriched, exact_of in prepared:
+        t0 = time.perf_counter()
+        placement.place(enriched, exact_of)
+        times.append(time.perf_counter() - t0)
+    nearest = []
+    for vector in filler[:200]:
+        t0 = time.perf_counter()
+        index.nearest(vector, 10)
+        nearest.append(time.perf_counter() - t0)
+    return {
+        "window_vectors": len(index),
+        "index_add_us_per_vector": round(fill_s / window * 1e6),
+        "stage3_ms_per_article_median": round(statistics.median(times) * 1e3, 3),
+        "stage3_ms_per_article_p90": round(sorted(times)[int(len(times) * 0.9)] * 1e3, 3),
+        "nearest_ms_median": round(statistics.median(nearest) * 1e3, 3),
+        "exact_search": len(index) <= index.exact_below,
     }
 
 
@@ -152,6 +203,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=Path, default=PAIRS)
     parser.add_argument("--stream", type=Path, default=STREAM)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--window", type=int, default=100_000, help="story vectors held for the stage-3 scale test")
     args = parser.parse_args()
 
     pairs = []
@@ -173,7 +225,9 @@ def main() -> None:
         print(" ".join(f"{k}={v}" for k, v in r.items()))
     pipeline = bench_pipeline(args.stream, args.repeat)
     print(" ".join(f"{k}={v}" for k, v in pipeline.items()))
-    print(orjson.dumps({"backends": results, "pipeline": pipeline}).decode())
+    window = bench_window(args.stream, args.window)
+    print(" ".join(f"{k}={v}" for k, v in window.items()))
+    print(orjson.dumps({"backends": results, "pipeline": pipeline, "window": window}).decode())
 
 
 if __name__ == "__main__":

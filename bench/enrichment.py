@@ -9,7 +9,11 @@ sample pages and of wire.jsonl, and the sample articles cut or repeated to
 * ``basic``: language, normalisation, hash, word count (NEWSSTREAM_ENRICH_STRUCTURED=off);
 * ``structured``: ``newsstream.enrich.pipeline.enrich_fields`` alone
   (entities, tagger, quotes, times, topics, regions, urgency), and its parts;
-* ``full``: ``newsstream.enrich.item.enrich`` as the worker calls it.
+* ``full``: ``newsstream.enrich.item.enrich`` as the worker calls it;
+
+then the sentence encoder (NEWSSTREAM_EMBEDDINGS=on) in CPU ms per item, in
+the worker's batches, at 64, 128 (the worker's) and 256 article tokens, beside
+the rest of the enrichment, against the budget (150 ms an article, 25 a line).
 
 Models are loaded before timing. One machine, one run: compare figures from
 the same run only.
@@ -113,6 +117,38 @@ def main() -> None:
         print(f"{kind:8} {'structured':18} {structured:10.0f}")
         print(f"{kind:8} {'full (worker)':18} {full:10.0f}   -> {1e6 / full:,.0f} items/s on one core")
     print(f"({len(tickers)} ticker lines, {len(articles)} articles of 3,000 characters)")
+    bench_embedding(tickers, articles, max(2, args.rounds // 200))
+
+
+def _cpu_ms_per_item(fn, items, rounds: int) -> float:  # type: ignore[no-untyped-def]
+    """Median over rounds of the process CPU time per item of one batched call (every thread counted)."""
+    samples = []
+    for _ in range(rounds):
+        started = time.process_time()
+        fn(items)
+        samples.append((time.process_time() - started) / len(items) * 1000)
+    return statistics.median(samples)
+
+
+def bench_embedding(tickers: list[RawTickerItem], articles: list[RawArticle], rounds: int) -> None:
+    """The encoder (NEWSSTREAM_EMBEDDINGS=on): CPU ms per item in the worker's batches of 16, at the
+    article budget (title and lead, 128 tokens) and a few others, beside the rest of the enrichment."""
+    from newsstream.enrich.embedding import BATCH, embed, get_encoder
+
+    get_encoder()
+    batch_t = (tickers * (BATCH // max(1, len(tickers)) + 1))[:BATCH]
+    batch_a = (articles * (BATCH // max(1, len(articles)) + 1))[:BATCH]
+    embed(batch_t[:2])  # warm
+    rest_t = _cpu_ms_per_item(lambda b: [worker_enrich.enrich(it, T0) for it in b], batch_t, rounds)
+    rest_a = _cpu_ms_per_item(lambda b: [worker_enrich.enrich(it, T0) for it in b], batch_a, rounds)
+    line = _cpu_ms_per_item(embed, batch_t, rounds)
+    print(f"\n{'kind':8} {'encoder tokens':>14} {'CPU ms/item':>12}   (batches of {BATCH}; process CPU, all threads)")
+    print(f"{'ticker':8} {'whole line':>14} {line:12.1f}   + rest of enrichment {rest_t:.1f} = {line + rest_t:.1f} (budget 25)")
+    for tokens in (64, 128, 256):
+        cost = _cpu_ms_per_item(lambda b, n=tokens: embed(b, n), batch_a, rounds)
+        mark = "  <- the worker's" if tokens == 128 else ""
+        print(f"{'article':8} {tokens:>14} {cost:12.1f}   + rest of enrichment {rest_a:.1f} = {cost + rest_a:.1f} (budget 150){mark}")
+
 
 
 if __name__ == "__main__":

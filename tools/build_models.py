@@ -6,7 +6,7 @@ python-crfsuite)::
     .venv/bin/python tools/build_models.py all
 
 or one part: ``gazetteer``, ``clusters``, ``names``, ``ner`` (needs the three
-before it), ``topics``; ``ner-cv`` and ``topics-cv`` print cross-validated
+before it), ``topics``, ``language-means``; ``ner-cv`` and ``topics-cv`` print cross-validated
 figures. The data are read by path
 from ``<repo>/../shared/data`` (override with ``NEWSSTREAM_SHARED_DATA``) and
 never copied into the repository.
@@ -394,6 +394,10 @@ def main(argv: list[str]) -> None:
         from train_topics import build_topics
 
         build_topics(SHARED)
+    if what in ("language-means", "all"):
+        from build_language_means import build as build_language_means
+
+        build_language_means()
     if what == "ner-cv":
         ner_cv()
     if what == "topics-cv":

@@ -38,6 +38,7 @@ def service_env(settings: Settings) -> dict[str, str]:
         "NEWSSTREAM_WORKER_APP_ID": settings.worker_app_id,
         "NEWSSTREAM_SINK_GROUP_ID": settings.sink_group_id,
         "NEWSSTREAM_STORIES_ENABLED": str(settings.stories_enabled).lower(),
+        "NEWSSTREAM_EMBEDDINGS": str(settings.embeddings).lower(),
         "NEWSSTREAM_LOG_LEVEL": "info",
     }
 

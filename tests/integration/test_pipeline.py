@@ -147,7 +147,8 @@ async def test_killing_the_worker_mid_stream_loses_nothing_and_stores_nothing_tw
     total, every = 3000, 10
     texts = _texts_with_repeats("خبر عاجل رقم {} عن تطورات الوضع", total, every, back=5)
     lines = [_ticker_line(n, texts[n]) for n in range(total)]
-    settings = fast_settings.model_copy(update={"store_url": await _migrated(pg_url), "partitions": 4})
+    # A load test of delivery, not of meaning: the encoder's CPU would only stretch it on 2 cores.
+    settings = fast_settings.model_copy(update={"store_url": await _migrated(pg_url), "partitions": 4, "embeddings": False})
     worker = harness.start("worker", settings, tmp_path)
     sink = harness.start("sink", settings, tmp_path)
     try:
@@ -223,7 +224,8 @@ async def test_two_workers_find_the_same_duplicates_as_one(
 ) -> None:
     total, every = 2000, 10
     texts = _texts_with_repeats("خبر رقم {} عن حركة الملاحة في الميناء", total, every, back=3)
-    settings = fast_settings.model_copy(update={"store_url": await _migrated(sqlite_url), "partitions": 4})
+    settings = fast_settings.model_copy(update={"store_url": await _migrated(sqlite_url), "partitions": 4,
+                                                "embeddings": False})  # a load test of exact dedup
     (tmp_path / "w2").mkdir()
     workers = [harness.start("worker", settings, tmp_path), harness.start("worker", settings, tmp_path / "w2")]
     sink = harness.start("sink", settings, tmp_path)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +23,9 @@ from newsstream.evaluation.stories import eval_pairs, eval_stream
 from newsstream.evaluation.stream_replay import PipelineConfig
 
 eval_app = typer.Typer(help="Measure quality on labelled data (offline).", no_args_is_help=True)
+
+Embeddings = Annotated[bool, typer.Option("--embeddings/--no-embeddings",
+                                          help="Stage 3 with sentence vectors, as the worker runs by default (NEWSSTREAM_EMBEDDINGS).")]
 
 
 def _emit(result: dict[str, Any]) -> None:
@@ -50,13 +54,17 @@ def pairs(
     story_threshold: Annotated[float | None, typer.Option(help="Story similarity threshold (default: the pipeline's).")] = None,
     near_threshold: Annotated[float | None, typer.Option(help="Near-duplicate Jaccard threshold (default: the pipeline's).")] = None,
     backend: Annotated[str, typer.Option(help="MinHash library: rensa or datasketch.")] = "rensa",
+    embeddings: Embeddings = True,
 ) -> None:
     """Similarity vs human scores: Pearson, F1 for "same story" (gold <= 2) at the pipeline's threshold, per language."""
-    story = StoryConfig() if story_threshold is None else StoryConfig(threshold=story_threshold)
+    story = StoryConfig()
+    if story_threshold is not None:
+        story = replace(story, **{"vector_threshold" if embeddings else "threshold": story_threshold})
     near = NearDupConfig(backend=backend) if near_threshold is None else NearDupConfig(threshold=near_threshold, backend=backend)
-    result = eval_pairs(str(file), story, near)
+    result = eval_pairs(str(file), story, near, embeddings=embeddings)
     _table([("all", result), *result["languages"].items()])
     _emit(result)
+
 
 @eval_app.command("stream")
 def stream(
@@ -71,12 +79,15 @@ def stream(
         float | None,
         typer.Option(help="Read records that are not raw events as ticker posts ('عاجل | who: what'), this many minutes apart when they carry no time."),
     ] = None,
+    embeddings: Embeddings = True,
+    vector_threshold: Annotated[float, typer.Option(help="Same-story probability an item needs to join a story (with embeddings).")] = StoryConfig.vector_threshold,
 ) -> None:
     """Replay a stream through the worker's functions: duplicates, stories, precision/recall vs exact_dup_group."""
     config = PipelineConfig(
         near=NearDupConfig(threshold=near_threshold, window_s=near_window_hours * 3600, backend=backend),
         threads=ThreadConfig(),
-        stories=StoryConfig(threshold=story_threshold, window_s=story_window_hours * 3600),
+        stories=StoryConfig(threshold=story_threshold, window_s=story_window_hours * 3600, vector_threshold=vector_threshold),
+        embeddings=embeddings,
     )
     interval = None if ticker_interval_minutes is None else ticker_interval_minutes * 60
     result = eval_stream(str(file), config, sample, interval)

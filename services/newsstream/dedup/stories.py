@@ -39,6 +39,7 @@ stream gives the same ids.
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 import zlib
@@ -55,8 +56,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
+import numpy as np
+
 from newsstream.contract.ids import stable_hash
 from newsstream.contract.models import StoryEvent, StoryMember
+from newsstream.dedup.vectors import VectorIndex, int8_vector, unit
 from newsstream.text.normalize import normalize_text
 
 __all__ = [
@@ -154,6 +158,18 @@ def pair_similarity(
     return min(score, 1.0)
 
 
+# Fitted by tools/fit_story_similarity.py (logistic regression of "same story",
+# gold <= 2, on the shared SemEval-2022 Task 8 pairs; the command prints them).
+COS_WEIGHT, LEX_WEIGHT, BIAS = 7.817, 0.0, -3.209
+
+
+def same_story_probability(cos: float, lexical: float, weights: tuple[float, float, float]) -> float:
+    """P(same story) of two items from the cosine of their vectors and their word similarity."""
+    w_cos, w_lex, bias = weights
+    z = w_cos * cos + w_lex * lexical + bias
+    return 1.0 / (1.0 + math.exp(-z)) if z > -60 else 0.0
+
+
 class _Idf(dict):  # type: ignore[type-arg]
     """term -> weight, computed on first use."""
 
@@ -195,8 +211,19 @@ class StoryConfig:
     short_terms: int = 15
     short_threshold: float = 0.3
     # Two items that both have a headline join only if their headlines share a
-    # content term: keeps "football results of the weekend" apart.
+    # content term: keeps "football results of the weekend" apart. Not applied
+    # when both have sentence vectors (the vector is the better gate, and the
+    # same story in two languages shares no headline word).
     title_gate: bool = True
+    # With sentence vectors (NEWSSTREAM_EMBEDDINGS=on) the similarity of two
+    # items is the probability that they tell the same story, a logistic
+    # function of the cosine of their language-centred vectors (the word
+    # similarity has a weight too, 0 as fitted), fitted on the shared
+    # same-story pairs (tools/fit_story_similarity.py); an item joins a story
+    # when it reaches ``vector_threshold``, the pairs' best F1 in cross-validation.
+    vector_weights: tuple[float, float, float] = (COS_WEIGHT, LEX_WEIGHT, BIAS)
+    vector_threshold: float = 0.4
+    vector_candidates: int = 10  # nearest stories by vector considered per item
 
 
 class StoryUpdate(NamedTuple):
@@ -214,6 +241,22 @@ class Stories:
     def __init__(self, config: StoryConfig = StoryConfig(), state: MutableMapping[str, Any] | None = None) -> None:
         self.config = config
         self.state: MutableMapping[str, Any] = {} if state is None else state
+        # Derived from the profiles' vectors: rebuilt after a restart (rebuild_vectors), never changelogged.
+        self.vectors = VectorIndex()
+
+    def rebuild_vectors(self) -> int:
+        """Index the vectors of every live story's profiles (after the state was recovered); returns how many."""
+        self.vectors.clear()
+        for story in self.stories():
+            self._index_profiles(story)
+        return len(self.vectors)
+
+    def _index_profiles(self, story: dict[str, Any]) -> None:
+        sid = story["story_id"]
+        self.vectors.keep_only(sid, (prof[0] for prof in story["profiles"]))
+        for prof in story["profiles"]:
+            if len(prof) > 4 and prof[4]:
+                self.vectors.add(sid, prof[0], int8_vector(prof[4]))
 
     # -- placement -------------------------------------------------------
 
@@ -232,8 +275,11 @@ class Stories:
         thread_headline: str | None = None,
         entities: Iterable[str] = (),
         topics: Iterable[str] = (),
+        vector: np.ndarray | None = None,
     ) -> StoryUpdate:
-        """Place one item (in time order) in a story; returns the story event to publish."""
+        """Place one item (in time order) in a story; returns the story event to publish.
+
+        ``vector``: the item's sentence vector (int8), when the worker embeds items."""
         st, cfg = self.state, self.config
         known = st.get(f"i:{item_id}")
         if known is not None and f"s:{known}" in st:
@@ -250,7 +296,7 @@ class Stories:
         title_ids = hash_terms(content_terms(normalize_text(title))) if title else []
         term_ids = sorted(set(hash_terms(content_terms(normalized_text))) | set(title_ids))
         if story_id is None:
-            best = self._best_candidate(term_ids, title_ids, entities, at)
+            best = self._best_candidate(term_ids, title_ids, entities, at, vector)
             if best is not None:
                 story_id, similarity, joined_by = best[1], best[0], "similarity"
 
@@ -312,7 +358,8 @@ class Stories:
                 for entity in entities:
                     df = st.get(f"e:{entity}")
                     st[f"e:{entity}"] = [(df[0] if df else 0) + 1, at]
-            profiles = [*story["profiles"], [item_id, term_ids, entities, title_ids]]
+            encoded = None if vector is None else base64.b64encode(vector.tobytes()).decode("ascii")
+            profiles = [*story["profiles"], [item_id, term_ids, entities, title_ids, encoded]]
             if len(profiles) > cfg.profiles:  # keep the founder and the newest ones
                 profiles = [profiles[0], *profiles[-(cfg.profiles - 1) :]]
             story["profiles"] = profiles
@@ -326,13 +373,15 @@ class Stories:
                 # it, and its changelog record) grew with every item of the window.
                 st[key] = postings[-(cfg.max_postings + 1) :]
         st[f"s:{story_id}"] = story
+        self._index_profiles(story)
         st[f"i:{item_id}"] = story_id
         if thread_id is not None:
             st[f"h:{thread_id}"] = story_id
         return StoryUpdate(story_id, self.event_of(story, "created" if created else "updated", item_id), similarity, joined_by)
 
     def _best_candidate(
-        self, term_ids: list[int], title_ids: list[int], entities: list[str], at: float
+        self, term_ids: list[int], title_ids: list[int], entities: list[str], at: float,
+        vector: np.ndarray | None = None,
     ) -> tuple[float, str] | None:
         st, cfg = self.state, self.config
         shared: Counter[str] = Counter()
@@ -343,33 +392,52 @@ class Stories:
             for sid, last in postings:
                 if 0 <= at - last <= cfg.window_s or last > at:
                     shared[sid] += 1
+        candidates = [sid for sid, count in shared.most_common(cfg.max_candidates) if count >= cfg.min_shared_terms]
+        # The same event in other words or another language shares few terms: its vector finds it.
+        if vector is not None:
+            candidates += [sid for sid, _ in self.vectors.nearest(vector, cfg.vector_candidates) if sid not in candidates]
         best: tuple[float, str] | None = None
         weight = self._weight()
         entity_idf = self._entity_weight() if entities else None
         # A short text (a ticker line) shares few words with anything: it needs a closer match.
         threshold = cfg.threshold if len(term_ids) >= cfg.short_terms else cfg.short_threshold
-        for sid, count in shared.most_common(cfg.max_candidates):
-            if count < cfg.min_shared_terms:
-                break
+        query = None if vector is None else unit(vector)
+        for sid in candidates:
             story = st.get(f"s:{sid}")
             if story is None:
                 continue
             idle = max(0.0, at - story["last_seen"])
             if idle > cfg.window_s:
                 continue
+            profiles = story["profiles"]
+            with_vectors = [prof for prof in profiles if len(prof) > 4 and prof[4]] if query is not None else []
             if cfg.entity_gate and entities:
-                story_entities = {e for prof in story["profiles"] for e in prof[2]}
+                story_entities = {e for prof in profiles for e in prof[2]}
                 if story_entities and story_entities.isdisjoint(entities):
                     continue
-            if cfg.title_gate and title_ids:
-                story_titles = {t for prof in story["profiles"] for t in prof[3]}
+            if cfg.title_gate and title_ids and not with_vectors:
+                story_titles = {t for prof in profiles for t in prof[3]}
                 if story_titles and story_titles.isdisjoint(title_ids):
                     continue
-            sim = max(
-                pair_similarity(term_ids, prof[1], entities, prof[2], cfg.entity_weight, weight, entity_idf)
-                for prof in story["profiles"]
-            ) * (1.0 - cfg.time_decay * idle / cfg.window_s)
-            if sim >= threshold and (best is None or sim > best[0] or (sim == best[0] and sid < best[1])):
+            decay = 1.0 - cfg.time_decay * idle / cfg.window_s
+            if with_vectors:
+                # Both sides have vectors: the probability of one story, profile by profile.
+                sim = max(
+                    same_story_probability(
+                        float(query @ unit(int8_vector(prof[4]))),
+                        pair_similarity(term_ids, prof[1], entities, prof[2], cfg.entity_weight, weight, entity_idf),
+                        cfg.vector_weights,
+                    )
+                    for prof in with_vectors
+                ) * decay
+                needed = cfg.vector_threshold
+            else:
+                sim = max(
+                    pair_similarity(term_ids, prof[1], entities, prof[2], cfg.entity_weight, weight, entity_idf)
+                    for prof in profiles
+                ) * decay
+                needed = threshold
+            if sim >= needed and (best is None or sim > best[0] or (sim == best[0] and sid < best[1])):
                 best = (sim, sid)
         return best
 
@@ -428,6 +496,7 @@ class Stories:
             if key.startswith("s:"):
                 if value["story_id"] in dead:
                     del self.state[key]
+                    self.vectors.remove_story(value["story_id"])
                     yield key
             elif key == "n":
                 continue

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from datetime import datetime
 
 from newsstream import __version__
@@ -31,13 +32,15 @@ from newsstream.text.normalize import normalize_text, word_count
 
 _log = logging.getLogger(__name__)
 
+Enriched = EnrichedArticle | EnrichedTickerItem
+
 # NEWSSTREAM_ENRICH_STRUCTURED=off skips entities/quotes/times/topics/regions/
 # urgency (for a replay that only needs hashes, or to shed load).
 _STRUCTURED = os.environ.get("NEWSSTREAM_ENRICH_STRUCTURED", "on").lower() not in ("0", "off", "false", "no")
 
 
-def warm_up() -> None:
-    """Load every model enrichment uses (~1-2 s of CPU).
+def warm_up(embeddings: bool = False) -> None:
+    """Load every model enrichment uses (~1-2 s of CPU, ~2 s more for the encoder).
 
     The worker calls this before it joins its consumer group: loading inside
     the first batch would block the event loop past a heartbeat and trigger a
@@ -48,6 +51,27 @@ def warm_up() -> None:
         from newsstream.enrich.pipeline import warm_up as warm_up_structured
 
         warm_up_structured()
+    if embeddings:
+        from newsstream.enrich.embedding import get_encoder
+
+        get_encoder()
+
+
+def with_embeddings(items: Sequence[Enriched], article_tokens: int) -> list[Enriched]:
+    """The items with their sentence vectors, computed in one batched pass. If the
+    encoder fails the items go on without vectors (logged): a bug in an enricher
+    must not turn good items into dead letters."""
+    if not items:
+        return []
+    from newsstream.enrich.embedding import embed
+
+    try:
+        vectors = embed([item.raw for item in items], article_tokens)
+    except Exception:  # noqa: BLE001 - logged; the items keep everything else
+        _log.exception("embedding failed for a batch of %d items", len(items))
+        return list(items)
+    return [item.model_copy(update={"enrichment": item.enrichment.model_copy(update={"embedding": vector})})
+            for item, vector in zip(items, vectors)]
 
 
 def structured_fields(raw: RawArticle | RawTickerItem, words: int) -> dict:
@@ -92,6 +116,11 @@ PIPELINE_VERSION = f"newsstream/{__version__}"
 _LANGUAGE_SAMPLE_CHARS = 400
 
 
+def language_sample(raw: RawArticle | RawTickerItem) -> str:
+    """The text the language is told from: the headline and lead decide it as well as the whole does."""
+    return (f"{raw.title}\n{raw.body}" if isinstance(raw, RawArticle) else raw.text)[:_LANGUAGE_SAMPLE_CHARS]
+
+
 def enrich(raw: RawArticle | RawTickerItem, processed_at: datetime) -> EnrichedArticle | EnrichedTickerItem:
     """Language, normalised text, content hash and word count; original text untouched."""
     text = matching_text(raw)
@@ -100,8 +129,7 @@ def enrich(raw: RawArticle | RawTickerItem, processed_at: datetime) -> EnrichedA
         # Only invisible characters (zero-width, bidi marks): every such item would
         # share one content hash and be taken for a copy of the first.
         raise DataError("the text is empty once invisible characters are removed", reason="empty_text")
-    sample = (f"{raw.title}\n{raw.body}" if isinstance(raw, RawArticle) else raw.text)[:_LANGUAGE_SAMPLE_CHARS]
-    language, confidence = detect_language(sample)
+    language, confidence = detect_language(language_sample(raw))
     words = word_count(text)
     enrichment = Enrichment(
         language=language,

@@ -11,10 +11,13 @@ import math
 import sys
 import time
 from collections import Counter, defaultdict
+from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import orjson
 
+from newsstream.contract.models import RawArticle
 from newsstream.dedup.neardup import NearDupConfig, NearDupIndex, estimate_jaccard
 from newsstream.dedup.stories import (
     StoryConfig,
@@ -22,13 +25,18 @@ from newsstream.dedup.stories import (
     hash_terms,
     idf_weight,
     pair_similarity,
+    same_story_probability,
 )
+from newsstream.dedup.vectors import int8_vector, unit
+from newsstream.enrich.embedding import ARTICLE_TOKENS, centred, embed
+from newsstream.enrich.item import language_sample
 from newsstream.evaluation.stream_replay import (
     Pipeline,
     PipelineConfig,
     deep_size,
     read_stream,
 )
+from newsstream.text.language import detect_language
 from newsstream.text.normalize import normalize_text
 
 __all__ = ["eval_pairs", "eval_stream", "pearson"]
@@ -98,8 +106,16 @@ def eval_pairs(
     path: str,
     story_config: StoryConfig = StoryConfig(),
     near_config: NearDupConfig = NearDupConfig(),
+    embeddings: bool = True,
+    article_tokens: int = ARTICLE_TOKENS,
 ) -> dict[str, Any]:
-    """Similarity of each pair (the stories' :func:`pair_similarity`; the near-dup MinHash estimate) against gold."""
+    """Similarity of each pair, as stage 3 computes it, against gold; and the near-dup MinHash estimate.
+
+    With ``embeddings`` (the worker's default) the similarity is
+    :func:`same_story_probability` of the cosine of the two texts' vectors
+    (embedded as the worker embeds an article) and their word similarity,
+    and the threshold is ``vector_threshold``; without, the word similarity
+    :func:`pair_similarity` and ``threshold``, as before the encoder."""
     index = NearDupIndex(near_config)
     records: list[tuple[dict[str, Any], str, str, float]] = []
     skipped = 0
@@ -126,23 +142,32 @@ def eval_pairs(
     df = Counter(t for ids in terms.values() for t in ids)
     weight = idf_weight(lambda t: df[t], len(terms)) if story_config.idf else None
 
+    vectors = pair_vectors([(r["text"], r["text_pair"]) for r, _, _, _ in records], article_tokens) if embeddings else None
     rows_by_lang: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     all_rows: list[tuple[float, float, float]] = []
-    for record, a, b, label in records:
+    for n, (record, a, b, label) in enumerate(records):
         story_sim = pair_similarity(terms[a], terms[b], entity_weight=story_config.entity_weight, weight=weight)
+        if vectors is not None:
+            cos = float(vectors[record["text"]] @ vectors[record["text_pair"]])
+            story_sim = same_story_probability(cos, story_sim, story_config.vector_weights)
         sig_a, sig_b = index.signature_of(a), index.signature_of(b)
         near_sim = estimate_jaccard(sig_a, sig_b) if sig_a is not None and sig_b is not None else 0.0
         row = (label, story_sim, near_sim)
         rows_by_lang[_pair_lang(record)].append(row)
         all_rows.append(row)
-    result = _scores(all_rows, story_config.threshold, near_config.threshold)
+    threshold = story_config.vector_threshold if embeddings else story_config.threshold
+    result = _scores(all_rows, threshold, near_config.threshold)
     result["languages"] = {
-        lang: _scores(rows, story_config.threshold, near_config.threshold) for lang, rows in sorted(rows_by_lang.items())
+        lang: _scores(rows, threshold, near_config.threshold) for lang, rows in sorted(rows_by_lang.items())
     }
     result["arabic"] = result["languages"].get("ar")
-    result["thresholds"] = {"story": story_config.threshold, "near_dup_jaccard": near_config.threshold}
-    result["similarity"] = ("stories.pair_similarity: content terms, idf-weighted mean of Jaccard and overlap (df over the file's texts); "
-                            "near_dup: MinHash estimate of the Jaccard of word 3-shingles")
+    result["thresholds"] = {"story": threshold, "near_dup_jaccard": near_config.threshold}
+    words = ("content terms, idf-weighted mean of Jaccard and overlap (df over the file's texts)")
+    result["similarity"] = (
+        (f"stories.same_story_probability(cosine of e5 vectors ({article_tokens} tokens, int8), word similarity: {words})"
+         if embeddings else f"stories.pair_similarity: {words}")
+        + "; near_dup: MinHash estimate of the Jaccard of word 3-shingles"
+    )
     result["skipped"] = skipped
     result["seconds"] = round(time.perf_counter() - started, 2)
     return result
@@ -255,3 +280,20 @@ def eval_stream(
         if t["line_count"] > 1
     ]
     return result
+
+
+def pair_vectors(pairs: list[tuple[str, str]], article_tokens: int) -> dict[str, np.ndarray]:
+    """Each distinct text's vector, embedded as the worker embeds an article (int8 round trip included)."""
+    texts = sorted({text for pair in pairs for text in pair})
+    now = datetime.now(UTC)
+    out: dict[str, np.ndarray] = {}
+    for start in range(0, len(texts), 64):
+        chunk = texts[start:start + 64]
+        raws = [RawArticle(id=f"pair-{start + n}", source="pairs", body=text, fetched_at=now) for n, text in enumerate(chunk)]
+        for text, raw, embedding in zip(chunk, raws, embed(raws, article_tokens)):
+            # Centred on the detected language, as stage 3 compares items.
+            language = detect_language(language_sample(raw))[0]
+            out[text] = unit(centred(int8_vector(embedding.vector), language))
+        print(f"\rembedded {len(out)}/{len(texts)} texts", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    return out

@@ -46,7 +46,8 @@ from newsstream.dedup.placement import (
 )
 from newsstream.dedup.stories import StoryConfig, StoryUpdate
 from newsstream.dedup.threads import ThreadConfig, ThreadUpdate
-from newsstream.enrich.item import enrich
+from newsstream.enrich.embedding import ARTICLE_TOKENS
+from newsstream.enrich.item import enrich, with_embeddings
 from newsstream.ingest.events import event_from_json_line
 
 __all__ = ["Pipeline", "PipelineConfig", "Processed", "deep_size", "event_time", "read_stream"]
@@ -61,6 +62,8 @@ class PipelineConfig:
     stories: StoryConfig = field(default_factory=StoryConfig)
     exact_window_s: float = 48 * 3600.0  # NEWSSTREAM_DEDUP_WINDOW_HOURS
     partitions: int = 4  # of the by-content topic (only recorded in the exact-dedup state)
+    embeddings: bool = True  # NEWSSTREAM_EMBEDDINGS: sentence vectors on every item, used by stories
+    article_tokens: int = ARTICLE_TOKENS  # NEWSSTREAM_EMBEDDING_ARTICLE_TOKENS
 
     @property
     def placement(self) -> PlacementConfig:
@@ -89,6 +92,8 @@ class Pipeline:
         """What the worker's three stages do to one item: enrich, exact dedup, placement."""
         at = event_time(raw)
         enriched = enrich(raw, processed_at or datetime.now(UTC))
+        if self.config.embeddings:
+            (enriched,) = with_embeddings([enriched], self.config.article_tokens)
         key = dedup_key(enriched)
         verdict, _claimed = check_and_claim(
             self.exact, key, raw.id, partition_for(key, self.config.partitions), at, self.config.exact_window_s
@@ -107,6 +112,7 @@ class Pipeline:
         pipeline.exact.update(snapshot["exact"])
         for name, mapping in pipeline.state.items():
             mapping.update(snapshot[name])
+        pipeline.stories.rebuild_vectors()  # derived state, as a restarted worker rebuilds it
         return pipeline
 
     def expire(self, now: float) -> None:

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(default=500, ge=1)
     worker_batch_within_s: float = 0.2
     dedup_window_hours: float = Field(default=48.0, gt=0, description="How long a content hash is remembered.")
+    embeddings: bool = Field(
+        default=True,
+        description="Sentence vectors (multilingual-e5-small) on every item, used by stories. Off: today's lexical stories, no vector field.",
+    )
+    embedding_article_tokens: int = Field(default=128, ge=8, le=512, description="Tokens of an article's title and lead that are embedded.")
     # Stage 3 of the worker: near-duplicates, ticker threads across fetches, stories.
     stories_enabled: bool = Field(
         default=True,
@@ -62,6 +67,10 @@ class Settings(BaseSettings):
     thread_continuation_hours: float = Field(default=6.0, gt=0, description="A '-' continuation line joins a thread within this.")
     story_threshold: float = Field(default=0.2, gt=0, le=1, description="Similarity at which an item joins a story.")
     story_window_hours: float = Field(default=24.0, gt=0, description="A story silent for longer takes no new members.")
+    story_vector_threshold: float = Field(
+        default=0.4, gt=0, lt=1,
+        description="With embeddings: the same-story probability (from the cosine of the items' vectors) an item needs to join a story.",
+    )
 
     store_url: str = Field(default="sqlite:///.newsstream/newsstream.sqlite")
     sink_group_id: str = "newsstream-sink"

@@ -13,37 +13,52 @@ from typing import Any
 
 from newsstream.contract import wire
 from newsstream.dedup.exact import dedup_key, partition_for
-from newsstream.enrich.item import enrich
+from newsstream.enrich.item import Enriched, enrich, with_embeddings
 from newsstream.platform import metrics
 from newsstream.worker.delivery import SERVICE, Output
 from newsstream.worker.envelope import EnvelopeBuilder
 
 
 class EnrichStage:
-    def __init__(self, output: Output, by_content_topic: str, partitions: int) -> None:
+    def __init__(self, output: Output, by_content_topic: str, partitions: int, *, embeddings: bool = False,
+                 article_tokens: int = 128) -> None:
         self.output = output
         self.by_content_topic = by_content_topic
         self.partitions = partitions
+        self.embeddings = embeddings
+        self.article_tokens = article_tokens
 
     async def handle(self, events: Sequence[Any]) -> None:
         """One batch of faust events from the raw topics."""
         started = time.perf_counter()
         now = wire.utcnow()
-        envelopes = EnvelopeBuilder()
+        enriched_items: list[tuple[Any, Enriched]] = []
         for event in events:
             msg = event.message
             metrics.ITEMS_IN.labels(SERVICE, msg.topic).inc()
             try:
-                enriched = enrich(wire.loads_raw(msg.value), now)
+                enriched_items.append((msg, enrich(wire.loads_raw(msg.value), now)))
+            except Exception as exc:  # bad input must never stop the worker
+                await self._dead_letter(msg, exc)
+        if self.embeddings and enriched_items:
+            # One batched forward pass for the whole batch: per item it would cost several times more.
+            with_vectors = with_embeddings([e for _, e in enriched_items], self.article_tokens)
+            enriched_items = [(msg, e) for (msg, _), e in zip(enriched_items, with_vectors)]
+        envelopes = EnvelopeBuilder()
+        for msg, enriched in enriched_items:
+            try:
                 metrics.ENRICHED.labels(enriched.kind, enriched.enrichment.language).inc()
                 content_key = dedup_key(enriched)
                 envelopes.add(
                     partition_for(content_key, self.partitions),
                     content_key, enriched.id, enriched.kind, wire.dumps(enriched),
                 )
-            except Exception as exc:  # bad input must never stop the worker
-                key = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else None
-                await self.output.dead_letter(msg.topic, msg.partition, msg.offset, msg.value, exc, key)
+            except Exception as exc:  # too big for an envelope, say: this item only
+                await self._dead_letter(msg, exc)
         for partition, envelope in envelopes.drain():
             await self.output.send(self.by_content_topic, None, envelope, partition)
         metrics.PROCESSING_SECONDS.labels(SERVICE, "enrich").observe(time.perf_counter() - started)
+
+    async def _dead_letter(self, msg: Any, exc: BaseException) -> None:
+        key = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else None
+        await self.output.dead_letter(msg.topic, msg.partition, msg.offset, msg.value, exc, key)

@@ -77,8 +77,9 @@ class PlacementStage:
         """One batch of faust events from the placement topic (each an envelope)."""
         if await self.tail.repair(list(self.tables.values()), sync=True):
             indexed = self.placement.near.rebuild_bands()
-            log.info("stage 3 state ready: %d near-dup signatures indexed, %d thread keys, %d story keys",
-                     indexed, len(self.tables["threads"].data), len(self.tables["stories"].data))
+            vectors = self.placement.stories.rebuild_vectors()
+            log.info("stage 3 state ready: %d near-dup signatures and %d story vectors indexed, %d thread keys, "
+                     "%d story keys", indexed, vectors, len(self.tables["threads"].data), len(self.tables["stories"].data))
         started = time.perf_counter()
         items = []
         for event in events:
