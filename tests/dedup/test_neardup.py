@@ -19,8 +19,11 @@ from newsstream.dedup.neardup import (
     shingles,
     signature,
 )
-from newsstream.evaluation.stream_replay import Pipeline
+from newsstream.evaluation.stream_replay import Pipeline, PipelineConfig
 from newsstream.text.normalize import normalize_text
+
+# The word-based mechanics (NEWSSTREAM_EMBEDDINGS=off): tests/dedup/test_stories_meaning.py covers vectors.
+WORDS = PipelineConfig(embeddings=False)
 
 from .texts import (
     BOILERPLATE,
@@ -71,7 +74,7 @@ def test_a_republished_variant_of_wire_copy_is_a_near_duplicate_of_the_first(var
 
 
 def test_a_different_headline_on_the_same_wire_copy_is_an_exact_duplicate_with_similarity_one() -> None:
-    pipeline = Pipeline()
+    pipeline = Pipeline(WORDS)
     first = pipeline.process(article("a1", WIRE_BODY, title="الأردن يطلق مشروعاً لتخزين الكهرباء", source="wire"))
     second = pipeline.process(article("a2", WIRE_BODY, title="بطاريات معان: مئتا ميغاواط ساعة", source="outlet-b", minutes=30))
     assert first.enriched.enrichment.duplicate_of is None
@@ -84,7 +87,7 @@ def test_a_different_headline_on_the_same_wire_copy_is_an_exact_duplicate_with_s
 
 
 def test_a_different_headline_and_light_edits_are_a_near_duplicate_through_the_pipeline() -> None:
-    pipeline = Pipeline()
+    pipeline = Pipeline(WORDS)
     pipeline.process(article("a1", WIRE_BODY, title="الأردن يطلق مشروعاً لتخزين الكهرباء", source="wire"))
     done = pipeline.process(article("a2", LIGHT_EDIT_BODY, title="معان تستضيف محطة بطاريات", source="outlet-b", minutes=45))
     assert done.exact_of is None
@@ -132,7 +135,7 @@ def test_boilerplate_sentences_of_a_source_are_left_out_once_common() -> None:
 
 
 def test_a_lightly_reworded_ticker_line_is_a_near_duplicate_and_another_line_is_not() -> None:
-    pipeline = Pipeline()
+    pipeline = Pipeline(WORDS)
     pipeline.process(ticker("t1", TICKER_LINE, source="outlet-a"))
     reworded = pipeline.process(ticker("t2", TICKER_REWORDED, source="outlet-b", minutes=2))
     other = pipeline.process(ticker("t3", TICKER_OTHER, source="outlet-b", minutes=3))

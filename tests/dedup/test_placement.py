@@ -8,7 +8,7 @@ from newsstream.contract.models import RawArticle, RawTickerItem
 from newsstream.dedup.neardup import NearDupIndex
 from newsstream.dedup.placement import CHANGELOGGED_TABLES, Placement, PlacementConfig
 from newsstream.enrich.item import enrich
-from newsstream.evaluation.stream_replay import Pipeline
+from newsstream.evaluation.stream_replay import Pipeline, PipelineConfig
 from newsstream.worker.changelog import ChangelogWrites
 
 from .texts import (
@@ -18,6 +18,9 @@ from .texts import (
     WATER_BODY,
     WIRE_BODY,
 )
+
+# The word-based mechanics (NEWSSTREAM_EMBEDDINGS=off): tests/dedup/test_stories_meaning.py covers vectors.
+WORDS = PipelineConfig(embeddings=False)
 
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 
@@ -82,16 +85,16 @@ def test_a_worker_that_recovers_only_the_changelogged_tables_places_items_the_sa
     """The worker does not changelog the LSH bands: it rebuilds them from the signatures."""
     items = [_article("a1", WIRE_BODY, 0), _article("a4", WATER_BODY, 5), _ticker("t1", QUAKE_TICKER_1, 10)]
     later = [_article("a2", LIGHT_EDIT_BODY, 30, source="outlet-b"), _ticker("t2", QUAKE_TICKER_2, 20, continues=True)]
-    whole = Pipeline()
+    whole = Pipeline(WORDS)
     for raw in items:
         whole.process(raw)
     expected = [whole.process(raw).enriched.enrichment for raw in later]
 
-    before = Pipeline()
+    before = Pipeline(WORDS)
     for raw in items:
         before.process(raw)
     recovered = {name: dict(before.state[name]) for name in CHANGELOGGED_TABLES}
-    restarted = Pipeline()
+    restarted = Pipeline(WORDS)
     restarted.exact.update(before.exact)
     for name, mapping in recovered.items():
         restarted.state[name].update(mapping)

@@ -28,6 +28,9 @@ from .texts import (
     WATER_BODY,
 )
 
+# The word-based mechanics (NEWSSTREAM_EMBEDDINGS=off): tests/dedup/test_stories_meaning.py covers vectors.
+WORDS = PipelineConfig(embeddings=False)
+
 T0 = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)
 
 
@@ -55,7 +58,7 @@ def stream() -> list[RawArticle | RawTickerItem]:
 
 
 def test_one_event_from_tickers_and_outlets_is_one_story_and_other_events_are_not() -> None:
-    pipeline = Pipeline()
+    pipeline = Pipeline(WORDS)
     done = {raw.id: pipeline.process(raw) for raw in stream()}
     quake = {done[i].story.story_id for i in ("t1", "t2", "a1", "a2", "a3")}
     assert len(quake) == 1
@@ -69,7 +72,7 @@ def test_one_event_from_tickers_and_outlets_is_one_story_and_other_events_are_no
 
 
 def test_story_events_carry_members_headline_times_and_sources() -> None:
-    pipeline = Pipeline()
+    pipeline = Pipeline(WORDS)
     events = [pipeline.process(raw).story.event for raw in stream()]
     assert all(isinstance(e, StoryEvent) for e in events)
     created = [e for e in events if e and e.event == "created"]
@@ -92,17 +95,17 @@ def test_story_events_carry_members_headline_times_and_sources() -> None:
 
 
 def test_story_ids_are_stable_across_replays() -> None:
-    first = [Pipeline().process(raw).story.story_id for raw in stream()]
-    again = [Pipeline().process(raw).story.story_id for raw in stream()]
+    first = [Pipeline(WORDS).process(raw).story.story_id for raw in stream()]
+    again = [Pipeline(WORDS).process(raw).story.story_id for raw in stream()]
     assert first == again
 
 
 def test_a_restarted_worker_recovers_state_without_false_new_story_events() -> None:
     items = stream()
-    whole = Pipeline()
+    whole = Pipeline(WORDS)
     expected = [whole.process(raw).story for raw in items]
 
-    before = Pipeline()
+    before = Pipeline(WORDS)
     for raw in items[:4]:
         before.process(raw)
     # The changelog holds JSON: round-trip the state through it.
@@ -118,7 +121,7 @@ def test_a_restarted_worker_recovers_state_without_false_new_story_events() -> N
 
 
 def test_a_story_silent_for_longer_than_the_window_takes_no_new_members() -> None:
-    config = PipelineConfig(stories=StoryConfig(window_s=3600))
+    config = PipelineConfig(embeddings=False, stories=StoryConfig(window_s=3600))
     pipeline = Pipeline(config)
     first = pipeline.process(article("a1", QUAKE_A_TITLE, QUAKE_A, "agency", 0))
     late = pipeline.process(article("a2", QUAKE_B_TITLE, QUAKE_B, "daily", 180))
@@ -126,11 +129,11 @@ def test_a_story_silent_for_longer_than_the_window_takes_no_new_members() -> Non
 
 
 def test_headlines_without_a_shared_word_do_not_join_however_alike_the_bodies() -> None:
-    pipeline = Pipeline()
+    pipeline = Pipeline(WORDS)
     first = pipeline.process(article("a1", QUAKE_A_TITLE, QUAKE_A, "agency", 0))
     other = pipeline.process(article("a2", "حصيلة جديدة للكارثة", QUAKE_B, "daily", 10))
     assert other.story.story_id != first.story.story_id
-    ungated = Pipeline(PipelineConfig(stories=StoryConfig(title_gate=False)))
+    ungated = Pipeline(PipelineConfig(embeddings=False, stories=StoryConfig(title_gate=False)))
     ungated.process(article("a1", QUAKE_A_TITLE, QUAKE_A, "agency", 0))
     assert ungated.process(article("a2", "حصيلة جديدة للكارثة", QUAKE_B, "daily", 10)).story.joined_by == "similarity"
 
@@ -143,7 +146,7 @@ def test_pair_similarity_ranks_same_event_above_other_events_and_uses_entities()
 
 
 def test_expiry_forgets_silent_stories_and_their_index() -> None:
-    pipeline = Pipeline(PipelineConfig(stories=StoryConfig(ttl_s=3600)))
+    pipeline = Pipeline(PipelineConfig(embeddings=False, stories=StoryConfig(ttl_s=3600)))
     for raw in stream():
         pipeline.process(raw)
     pipeline.expire((T0 + timedelta(hours=10)).timestamp())  # past the stories ttl only

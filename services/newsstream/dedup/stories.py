@@ -23,6 +23,17 @@ Candidate stories are found through an inverted index (term -> stories whose
 profiles contain it); terms in more than ``max_postings`` stories are too
 common to find candidates with.
 
+With sentence vectors (``NEWSSTREAM_EMBEDDINGS``, the default) the meaning
+decides: candidates come from the term index and from the nearest story
+vectors (:mod:`newsstream.dedup.vectors`), and an item joins the story whose
+profiles it matches best by :func:`vector_similarity` — the probability of
+one story from the cosine of the two items' language-centred vectors,
+averaged over the story's profiles and decayed with the story's idle time —
+if that reaches ``vector_threshold``. So the same event told in other words
+or another language joins, and the headline gate (a word test) is not
+applied. An item without a vector (embeddings off) is placed by words as
+described above. ``docs/dedup.md`` has the measurements of both.
+
 State is one mapping with JSON-able values (a changelog-backed table in the
 worker; ``docs/dedup.md`` explains why stories run on one partition):
 
@@ -170,6 +181,22 @@ def same_story_probability(cos: float, lexical: float, weights: tuple[float, flo
     return 1.0 / (1.0 + math.exp(-z)) if z > -60 else 0.0
 
 
+def vector_similarity(cos: float, lexical: float, shortest_terms: int, config: StoryConfig) -> float:
+    """Stage 3's similarity of two items that both have vectors, compared with ``vector_threshold``.
+
+    The same-story probability; when either text is short (fewer than
+    ``short_terms`` content terms: a ticker line, a one-line headline) it is
+    scaled so that it must reach ``short_vector_threshold`` instead: the
+    vector of a sentence says less than that of a lead paragraph (two
+    unrelated one-line English sentences reach a probability of ~0.47), and
+    the pairs it was fitted on are all article-length.
+    """
+    probability = same_story_probability(cos, lexical, config.vector_weights)
+    if shortest_terms < config.short_terms:
+        probability *= config.vector_threshold / config.short_vector_threshold
+    return probability
+
+
 class _Idf(dict):  # type: ignore[type-arg]
     """term -> weight, computed on first use."""
 
@@ -223,6 +250,10 @@ class StoryConfig:
     # when it reaches ``vector_threshold``, the pairs' best F1 in cross-validation.
     vector_weights: tuple[float, float, float] = (COS_WEIGHT, LEX_WEIGHT, BIAS)
     vector_threshold: float = 0.4
+    short_vector_threshold: float = 0.6  # the probability two texts need when one is short (see vector_similarity)
+    # A vector join decays faster with the story's idle time than a word join
+    # (0.25): meaning alone also brings together the same topic's next event.
+    vector_time_decay: float = 0.5
     vector_candidates: int = 10  # nearest stories by vector considered per item
 
 
@@ -419,23 +450,27 @@ class Stories:
                 story_titles = {t for prof in profiles for t in prof[3]}
                 if story_titles and story_titles.isdisjoint(title_ids):
                     continue
-            decay = 1.0 - cfg.time_decay * idle / cfg.window_s
             if with_vectors:
                 # Both sides have vectors: the probability of one story, profile by profile.
-                sim = max(
-                    same_story_probability(
+                sims = [
+                    vector_similarity(
                         float(query @ unit(int8_vector(prof[4]))),
                         pair_similarity(term_ids, prof[1], entities, prof[2], cfg.entity_weight, weight, entity_idf),
-                        cfg.vector_weights,
+                        min(len(term_ids), len(prof[1])),
+                        cfg,
                     )
                     for prof in with_vectors
-                ) * decay
+                ]
+                # The mean over the story's profiles, not the best of them: with the best
+                # one a story grows through its newest members into the next event of
+                # the same topic (the weekend's football, a war's other fronts).
+                sim = sum(sims) / len(sims) * (1.0 - cfg.vector_time_decay * idle / cfg.window_s)
                 needed = cfg.vector_threshold
             else:
                 sim = max(
                     pair_similarity(term_ids, prof[1], entities, prof[2], cfg.entity_weight, weight, entity_idf)
                     for prof in profiles
-                ) * decay
+                ) * (1.0 - cfg.time_decay * idle / cfg.window_s)
                 needed = threshold
             if sim >= needed and (best is None or sim > best[0] or (sim == best[0] and sid < best[1])):
                 best = (sim, sid)

@@ -49,13 +49,22 @@ _lock = threading.Lock()
 
 
 def get_encoder():  # type: ignore[no-untyped-def]
-    """The process's encoder, loaded once (≈2 s, ≈150 MB)."""
+    """The process's encoder, loaded once (≈2 s, ≈150 MB).
+
+    numpy's BLAS is held to one thread: a worker is one event loop, and more
+    workers (processes) are how it scales. A second BLAS thread saved little
+    wall time per batch here and cost CPU in the threads' spin-waits, most of
+    all on a busy machine.
+    """
     global _encoder
     if _encoder is None:
         with _lock:
             if _encoder is None:
+                from threadpoolctl import threadpool_limits
+
                 from newsstream.enrich.encoder import Encoder
 
+                threadpool_limits(limits=1, user_api="blas")
                 _encoder = Encoder.load()
     return _encoder
 

@@ -25,7 +25,7 @@ from newsstream.dedup.stories import (
     hash_terms,
     idf_weight,
     pair_similarity,
-    same_story_probability,
+    vector_similarity,
 )
 from newsstream.dedup.vectors import int8_vector, unit
 from newsstream.enrich.embedding import ARTICLE_TOKENS, centred, embed
@@ -112,9 +112,9 @@ def eval_pairs(
     """Similarity of each pair, as stage 3 computes it, against gold; and the near-dup MinHash estimate.
 
     With ``embeddings`` (the worker's default) the similarity is
-    :func:`same_story_probability` of the cosine of the two texts' vectors
-    (embedded as the worker embeds an article) and their word similarity,
-    and the threshold is ``vector_threshold``; without, the word similarity
+    :func:`vector_similarity` of the cosine of the two texts' vectors
+    (embedded as the worker embeds an article, centred on their language) and
+    their word similarity, and the threshold is ``vector_threshold``; without, the word similarity
     :func:`pair_similarity` and ``threshold``, as before the encoder."""
     index = NearDupIndex(near_config)
     records: list[tuple[dict[str, Any], str, str, float]] = []
@@ -149,7 +149,7 @@ def eval_pairs(
         story_sim = pair_similarity(terms[a], terms[b], entity_weight=story_config.entity_weight, weight=weight)
         if vectors is not None:
             cos = float(vectors[record["text"]] @ vectors[record["text_pair"]])
-            story_sim = same_story_probability(cos, story_sim, story_config.vector_weights)
+            story_sim = vector_similarity(cos, story_sim, min(len(terms[a]), len(terms[b])), story_config)
         sig_a, sig_b = index.signature_of(a), index.signature_of(b)
         near_sim = estimate_jaccard(sig_a, sig_b) if sig_a is not None and sig_b is not None else 0.0
         row = (label, story_sim, near_sim)
@@ -164,7 +164,8 @@ def eval_pairs(
     result["thresholds"] = {"story": threshold, "near_dup_jaccard": near_config.threshold}
     words = ("content terms, idf-weighted mean of Jaccard and overlap (df over the file's texts)")
     result["similarity"] = (
-        (f"stories.same_story_probability(cosine of e5 vectors ({article_tokens} tokens, int8), word similarity: {words})"
+        (f"stories.vector_similarity(cosine of language-centred e5 vectors ({article_tokens} tokens, int8), "
+         f"word similarity: {words})"
          if embeddings else f"stories.pair_similarity: {words}")
         + "; near_dup: MinHash estimate of the Jaccard of word 3-shingles"
     )
