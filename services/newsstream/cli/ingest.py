@@ -22,6 +22,7 @@ from newsstream.ingest import service
 from newsstream.ingest.sources.base import SOURCE_KINDS
 from newsstream.ingest.sources.registry import Registry, RegistryError, load_registry
 from newsstream.platform.settings import Settings
+from newsstream.text.wording import counted
 
 parse_app = typer.Typer(help="Offline parsing (no Kafka).", no_args_is_help=True)
 ingest_app = typer.Typer(help="Produce raw events onto the raw topics.", no_args_is_help=True)
@@ -138,7 +139,7 @@ def fetch(
     if error:
         typer.echo(f"error: {error}", err=True)
         raise SystemExit(1)
-    typer.echo(f"{n} event(s), {dead} dead letter(s)", err=True)
+    typer.echo(f"{counted(n, 'event')}, {counted(dead, 'dead letter')}", err=True)
 
 @sources_app.command("check")
 def sources_check(
