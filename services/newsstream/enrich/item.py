@@ -7,7 +7,6 @@ The worker calls :func:`enrich` on every raw event and then decides
 from __future__ import annotations
 
 import logging
-import os
 from datetime import datetime
 
 from newsstream import __version__
@@ -31,12 +30,7 @@ from newsstream.text.normalize import normalize_text, word_count
 
 _log = logging.getLogger(__name__)
 
-# NEWSSTREAM_ENRICH_STRUCTURED=off skips entities/quotes/times/topics/regions/
-# urgency (for a replay that only needs hashes, or to shed load).
-_STRUCTURED = os.environ.get("NEWSSTREAM_ENRICH_STRUCTURED", "on").lower() not in ("0", "off", "false", "no")
-
-
-def warm_up() -> None:
+def warm_up(structured: bool = True) -> None:
     """Load every model enrichment uses (~1-2 s of CPU).
 
     The worker calls this before it joins its consumer group: loading inside
@@ -44,7 +38,7 @@ def warm_up() -> None:
     rebalance.
     """
     detect_language("warm up")
-    if _STRUCTURED:
+    if structured:
         from newsstream.enrich.pipeline import warm_up as warm_up_structured
 
         warm_up_structured()
@@ -52,10 +46,8 @@ def warm_up() -> None:
 
 def structured_fields(raw: RawArticle | RawTickerItem, words: int) -> dict:
     """The optional Enrichment fields from :mod:`newsstream.enrich`; empty
-    (fields stay null) when switched off or when they fail: a bug in an
-    enricher must not turn a good item into a dead letter."""
-    if not _STRUCTURED:
-        return {}
+    (fields stay null) when they fail: a bug in an enricher must not turn a
+    good item into a dead letter."""
     from newsstream.enrich.pipeline import enrich_fields
 
     try:
@@ -92,8 +84,14 @@ PIPELINE_VERSION = f"newsstream/{__version__}"
 _LANGUAGE_SAMPLE_CHARS = 400
 
 
-def enrich(raw: RawArticle | RawTickerItem, processed_at: datetime) -> EnrichedArticle | EnrichedTickerItem:
-    """Language, normalised text, content hash and word count; original text untouched."""
+def enrich(
+    raw: RawArticle | RawTickerItem, processed_at: datetime, *, structured: bool = True
+) -> EnrichedArticle | EnrichedTickerItem:
+    """Language, normalised text, content hash and word count; original text untouched.
+
+    ``structured`` (``NEWSSTREAM_ENRICH_STRUCTURED``) adds entities, quotes,
+    times, topics, regions and urgency; off for a replay that only needs
+    hashes, or to shed load."""
     text = matching_text(raw)
     normalized = normalize_text(text)
     if not normalized:
@@ -112,7 +110,7 @@ def enrich(raw: RawArticle | RawTickerItem, processed_at: datetime) -> EnrichedA
         duplicate_of=None,
         processed_at=processed_at,
         pipeline_version=PIPELINE_VERSION,
-        **structured_fields(raw, words),
+        **(structured_fields(raw, words) if structured else {}),
     )
     if isinstance(raw, RawArticle):
         return EnrichedArticle(id=raw.id, raw=raw, enrichment=enrichment)

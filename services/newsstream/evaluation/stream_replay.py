@@ -61,6 +61,7 @@ class PipelineConfig:
     stories: StoryConfig = field(default_factory=StoryConfig)
     exact_window_s: float = 48 * 3600.0  # NEWSSTREAM_DEDUP_WINDOW_HOURS
     partitions: int = 4  # of the by-content topic (only recorded in the exact-dedup state)
+    structured: bool = True  # NEWSSTREAM_ENRICH_STRUCTURED: entities, quotes, times, topics, regions, urgency
 
     @property
     def placement(self) -> PlacementConfig:
@@ -88,7 +89,7 @@ class Pipeline:
     def process(self, raw: RawItem, processed_at: datetime | None = None) -> Processed:
         """What the worker's three stages do to one item: enrich, exact dedup, placement."""
         at = event_time(raw)
-        enriched = enrich(raw, processed_at or datetime.now(UTC))
+        enriched = enrich(raw, processed_at or datetime.now(UTC), structured=self.config.structured)
         key = dedup_key(enriched)
         verdict, _claimed = check_and_claim(
             self.exact, key, raw.id, partition_for(key, self.config.partitions), at, self.config.exact_window_s

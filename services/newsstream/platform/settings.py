@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,7 +23,8 @@ class Settings(BaseSettings):
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
-    kafka_sasl_password: str | None = None
+    # A secret: '**********' in repr, str and dumps; only the Kafka clients read its value.
+    kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: str | None = None
     kafka_connect_timeout_s: float = Field(default=30.0, ge=0, description="How long start-up waits for the broker.")
     kafka_idempotence: Literal["auto", "on", "off"] = Field(
@@ -62,8 +63,13 @@ class Settings(BaseSettings):
     thread_continuation_hours: float = Field(default=6.0, gt=0, description="A '-' continuation line joins a thread within this.")
     story_threshold: float = Field(default=0.2, gt=0, le=1, description="Similarity at which an item joins a story.")
     story_window_hours: float = Field(default=24.0, gt=0, description="A story silent for longer takes no new members.")
+    enrich_structured: bool = Field(
+        default=True,
+        description="Entities, quotes, times, topics, regions, urgency; off: language, normalisation, hash and word count only.",
+    )
 
-    store_url: str = Field(default="sqlite:///.newsstream/newsstream.sqlite")
+    # Out of repr: a PostgreSQL URL may carry the database password (logs show it redacted).
+    store_url: str = Field(default="sqlite:///.newsstream/newsstream.sqlite", repr=False)
     sink_group_id: str = "newsstream-sink"
     sink_batch_size: int = Field(default=500, ge=1)
     sink_batch_wait_ms: int = 200
@@ -73,6 +79,10 @@ class Settings(BaseSettings):
     log_level: str = "info"
     log_format: Literal["json", "console"] = "console"
 
+    def sasl_password(self) -> str | None:
+        """The SASL password in clear, for the Kafka clients only."""
+        return self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+
     def kafka_client_kwargs(self) -> dict[str, object]:
         """Security settings for aiokafka clients (producer, consumer, admin)."""
         kwargs: dict[str, object] = {"security_protocol": self.kafka_security_protocol}
@@ -80,7 +90,7 @@ class Settings(BaseSettings):
             kwargs.update(
                 sasl_mechanism=self.kafka_sasl_mechanism,
                 sasl_plain_username=self.kafka_sasl_username,
-                sasl_plain_password=self.kafka_sasl_password,
+                sasl_plain_password=self.sasl_password(),
             )
         if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
             from aiokafka.helpers import create_ssl_context

@@ -87,7 +87,7 @@ def _faust_credentials(settings: Settings) -> Any:
     if settings.kafka_sasl_mechanism:
         return SASLCredentials(
             username=settings.kafka_sasl_username,
-            password=settings.kafka_sasl_password,
+            password=settings.sasl_password(),
             mechanism=settings.kafka_sasl_mechanism,
             ssl_context=ssl_context,
         )
@@ -130,7 +130,8 @@ def build_app(settings: Settings) -> faust.App:
         for name in CHANGELOGGED_TABLES
     }
 
-    enrich_stage = EnrichStage(output, by_content.get_topic_name(), settings.partitions)
+    enrich_stage = EnrichStage(output, by_content.get_topic_name(), settings.partitions,
+                               structured=settings.enrich_structured)
     dedup_stage = DedupStage(
         output, first_seen, tail, ttl_s=settings.dedup_window_hours * 3600.0,
         placement_topic=placement_in.get_topic_name() if settings.stories_enabled else None,
@@ -233,7 +234,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
         loop.run_until_complete(health.cleanup())
         loop.close()
         raise
-    warm_up()  # load the models now, not inside the first batch (see enrich.warm_up)
+    warm_up(settings.enrich_structured)  # load the models now, not inside the first batch (see enrich.warm_up)
     app = build_app(settings)
     built.append(app)
 

@@ -20,10 +20,11 @@ from newsstream.worker.envelope import EnvelopeBuilder
 
 
 class EnrichStage:
-    def __init__(self, output: Output, by_content_topic: str, partitions: int) -> None:
+    def __init__(self, output: Output, by_content_topic: str, partitions: int, *, structured: bool = True) -> None:
         self.output = output
         self.by_content_topic = by_content_topic
         self.partitions = partitions
+        self.structured = structured  # NEWSSTREAM_ENRICH_STRUCTURED
 
     async def handle(self, events: Sequence[Any]) -> None:
         """One batch of faust events from the raw topics."""
@@ -34,7 +35,7 @@ class EnrichStage:
             msg = event.message
             metrics.ITEMS_IN.labels(SERVICE, msg.topic).inc()
             try:
-                enriched = enrich(wire.loads_raw(msg.value), now)
+                enriched = enrich(wire.loads_raw(msg.value), now, structured=self.structured)
                 metrics.ENRICHED.labels(enriched.kind, enriched.enrichment.language).inc()
                 content_key = dedup_key(enriched)
                 envelopes.add(
