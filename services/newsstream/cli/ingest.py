@@ -166,13 +166,15 @@ def ingest_feeds(
     once: Annotated[bool, typer.Option("--once", help="Poll every source once and exit.")] = False,
     state: Annotated[Path | None, typer.Option(help="State file (default: the registry's).")] = None,
     bootstrap: Bootstrap = None,
-    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Serve /metrics on this port.")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        "--metrics-port", help="Port of /metrics, /healthz (default 9302; with --once only when given).")] = None,
 ) -> None:
     """Poll every enabled source of the registry onto the raw topics (until Ctrl-C, or --once)."""
     settings = settings_from(kafka_bootstrap_servers=bootstrap, metrics_port=metrics_port)
     registry = load_registry_or_exit(config)
+    # A one-shot poll exits before any scrape: it takes a port only when asked to.
     raise SystemExit(asyncio.run(service.serve(settings, registry, state=state, poll=True, push=False, once=once,
-                                       metrics=metrics_port is not None)))
+                                       metrics=metrics_port is not None or not once)))
 
 @ingest_app.command("push")
 def ingest_push(
@@ -193,7 +195,7 @@ def ingest_serve(
     port: Annotated[int | None, typer.Option(help="Push endpoint port.")] = None,
     state: Annotated[Path | None, typer.Option(help="State file (default: the registry's).")] = None,
     bootstrap: Bootstrap = None,
-    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Port of /metrics, /healthz.")] = None,
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Port of /metrics, /healthz (default 9302).")] = None,
 ) -> None:
     """Poll the registry's sources and run the push endpoint, with /metrics."""
     settings = settings_from(kafka_bootstrap_servers=bootstrap, metrics_port=metrics_port)

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from newsstream.contract import wire
 from newsstream.errors import ConfigError
-from newsstream.ingest.producer import RawEventProducer
+from newsstream.ingest.producer import SERVICE, RawEventProducer
 from newsstream.ingest.sources.archive import (
     ReplayReport,
     checkpoint_name,
@@ -146,7 +146,7 @@ async def serve(settings: Settings, registry: Registry, *, state: Path | None = 
     try:
         if metrics:
             # Health first: /healthz answers (and /readyz says "not ready") while Kafka is awaited.
-            runners.append(await start_health_server("ingest", settings.metrics_host, settings.metrics_port,
+            runners.append(await start_health_server(SERVICE, settings.metrics_host, settings.metrics_port_for(SERVICE),
                                                      lambda: producing))
         with SourceState(state or registry.state) as st:
             st.prune(registry.seen_retention_days * 86400)

@@ -2,14 +2,23 @@
 
 Every setting reads ``NEWSSTREAM_<NAME>``; the Kafka bootstrap address also
 reads the conventional ``KAFKA_BOOTSTRAP_SERVERS``. CLI flags override both.
+An invalid value is a :class:`~newsstream.errors.ConfigError` naming the
+variable or flag to change (:func:`load_settings`).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from newsstream.errors import ConfigError
+
+# Each service's own port for /metrics, /healthz and /readyz, so that a worker,
+# a sink and an ingest server run side by side on one host without a setting.
+DEFAULT_METRICS_PORTS = {"worker": 9300, "sink": 9301, "ingest": 9302}
 
 
 class Settings(BaseSettings):
@@ -21,7 +30,8 @@ class Settings(BaseSettings):
         description="host:port[,host:port] of the Kafka cluster (like every Kafka tool, localhost:9092 by default).",
     )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: str | None = None
+    # The mechanisms a username and password work with (what the clients are given).
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
     # A secret: '**********' in repr, str and dumps; only the Kafka clients read its value.
     kafka_sasl_password: SecretStr | None = None
@@ -75,9 +85,37 @@ class Settings(BaseSettings):
     sink_batch_wait_ms: int = 200
 
     metrics_host: str = "0.0.0.0"
-    metrics_port: int = Field(default=9300, ge=0, le=65535)
-    log_level: str = "info"
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535,
+        description="Port of /metrics, /healthz, /readyz for every service; unset: each its own (DEFAULT_METRICS_PORTS).",
+    )
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     log_format: Literal["json", "console"] = "console"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_case_level(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("kafka_ssl_cafile")
+    @classmethod
+    def _cafile_exists(cls, value: str | None) -> str | None:
+        if value and not Path(value).is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _sasl_is_complete(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_"):
+            missing = [f"NEWSSTREAM_{name.upper()}" for name in ("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password")
+                       if not getattr(self, name)]
+            if missing:
+                raise ValueError(f"NEWSSTREAM_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs {', '.join(missing)}")
+        return self
+
+    def metrics_port_for(self, service: str) -> int:
+        """The port ``service`` serves on: ``metrics_port`` when set, else the service's own default."""
+        return self.metrics_port if self.metrics_port is not None else DEFAULT_METRICS_PORTS[service]
 
     def sasl_password(self) -> str | None:
         """The SASL password in clear, for the Kafka clients only."""
@@ -99,6 +137,36 @@ class Settings(BaseSettings):
         return kwargs
 
 
+# The command-line flag of a setting, where it is not ``--`` and the setting's name.
+FLAGS = {"kafka_bootstrap_servers": "--bootstrap", "store_url": "--store"}
+# Values never repeated in an error message.
+SECRET_SETTINGS = {"kafka_sasl_password", "store_url"}
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment, with non-None overrides (CLI flags) on top."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings from the environment, with non-None overrides (CLI flags) on top.
+
+    An invalid value raises :class:`ConfigError`, one line naming the flag or
+    the environment variable it came from."""
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**flags)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_describe(error, flags) for error in exc.errors())) from None
+
+
+def env_name(setting: str) -> str:
+    return "KAFKA_BOOTSTRAP_SERVERS" if setting == "kafka_bootstrap_servers" else f"NEWSSTREAM_{setting.upper()}"
+
+
+def _describe(error: Any, flags: dict[str, object]) -> str:
+    reason = str(error["msg"]).removeprefix("Value error, ")
+    if not error["loc"]:
+        return reason  # a rule across settings: its message names them
+    setting = str(error["loc"][0])
+    if setting in flags:
+        source = FLAGS.get(setting, "--" + setting.replace("_", "-"))
+    else:
+        source = f"{env_name(setting)} (flag {FLAGS[setting]})" if setting in FLAGS else env_name(setting)
+    shown = "" if setting in SECRET_SETTINGS else f" {error['input']!r}"
+    return f"invalid {source}{shown}: {reason[:1].lower()}{reason[1:]}"

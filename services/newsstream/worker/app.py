@@ -49,6 +49,7 @@ import faust
 
 from newsstream.contract import topics
 from newsstream.dedup.placement import CHANGELOGGED_TABLES
+from newsstream.errors import ConfigError
 from newsstream.platform import metrics
 from newsstream.platform.health import start_health_server
 from newsstream.platform.settings import Settings
@@ -219,14 +220,18 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     from newsstream.platform.logs import configure_logging
 
     # faust creates its data directory without parents; a fresh checkout has none.
-    Path(settings.worker_datadir).mkdir(parents=True, exist_ok=True)
+    try:
+        Path(settings.worker_datadir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the worker's data directory {settings.worker_datadir} "
+                          f"({exc.strerror or exc}): set NEWSSTREAM_WORKER_DATADIR") from None
     # One loop for the start-up calls and for faust: asyncio.run() would close its loop.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     built: list[faust.App] = []
     # Health first: /healthz answers (and /readyz says "not ready") while Kafka is awaited.
     health = loop.run_until_complete(start_health_server(
-        SERVICE, settings.metrics_host, settings.metrics_port, lambda: bool(built) and is_ready(built[0])
+        SERVICE, settings.metrics_host, settings.metrics_port_for(SERVICE), lambda: bool(built) and is_ready(built[0])
     ))
     try:
         loop.run_until_complete(ensure_topics(settings))
