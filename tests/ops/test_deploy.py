@@ -228,3 +228,35 @@ def test_the_image_exposes_every_default_port_and_sets_none() -> None:
     exposed = {int(p) for line in text.splitlines() if line.startswith("EXPOSE ") for p in line.split()[1:]}
     assert exposed == set(DEFAULT_METRICS_PORTS.values())
     assert "NEWSSTREAM_METRICS_PORT=" not in text
+
+
+# ----------------------------------------------------------------------------- durability
+
+
+def test_kubernetes_replicates_topics_with_min_insync_replicas() -> None:
+    data = _by_kind("ConfigMap")["newsstream-config"]["data"]
+    assert (data["NEWSSTREAM_REPLICATION_FACTOR"], data["NEWSSTREAM_MIN_INSYNC_REPLICAS"]) == ("3", "2")
+
+
+def test_compose_replication_fits_its_one_broker(compose_model: dict[str, Any]) -> None:
+    services = compose_model["services"]
+    brokers = [name for name, svc in services.items() if svc.get("image", "").startswith("apache/kafka:")]
+    env = services["worker"]["environment"]
+    replicas, insync = int(env["NEWSSTREAM_REPLICATION_FACTOR"]), int(env["NEWSSTREAM_MIN_INSYNC_REPLICAS"])
+    assert 1 <= insync <= replicas <= len(brokers)
+    kafka = services["kafka"]["environment"]
+    assert int(kafka["KAFKA_MIN_INSYNC_REPLICAS"]) <= int(kafka["KAFKA_DEFAULT_REPLICATION_FACTOR"]) <= len(brokers)
+
+
+async def test_every_producer_writes_with_acks_all() -> None:
+    from newsstream.platform.kafka import make_producer
+    from newsstream.platform.settings import Settings
+    from newsstream.worker.app import _faust_broker_settings
+
+    settings = Settings(kafka_bootstrap_servers="kafka:9092")
+    producer = make_producer(settings)
+    try:
+        assert producer._sender._acks == -1  # aiokafka's "all"
+    finally:
+        await producer.stop()
+    assert _faust_broker_settings(settings)["producer_acks"] == -1

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
 
     partitions: int = Field(default=4, ge=1, description="Partitions of raw and enriched topics.")
     replication_factor: int = Field(default=1, ge=1)
+    min_insync_replicas: int | None = Field(
+        default=None, ge=1,
+        description="min.insync.replicas of the topics created; unset: replication_factor - 1 when replicated.",
+    )
 
     # Group timings: Kafka's defaults make a new consumer wait ~30 s for its
     # first assignment; these keep start-up at a few seconds and are still
@@ -105,6 +109,13 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _insync_within_replicas(self) -> Settings:
+        if self.min_insync_replicas is not None and self.min_insync_replicas > self.replication_factor:
+            raise ValueError(f"NEWSSTREAM_MIN_INSYNC_REPLICAS={self.min_insync_replicas} is more than "
+                             f"NEWSSTREAM_REPLICATION_FACTOR={self.replication_factor}: no write could succeed")
+        return self
+
+    @model_validator(mode="after")
     def _sasl_is_complete(self) -> Settings:
         if self.kafka_security_protocol.startswith("SASL_"):
             missing = [f"NEWSSTREAM_{name.upper()}" for name in ("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password")
@@ -112,6 +123,16 @@ class Settings(BaseSettings):
             if missing:
                 raise ValueError(f"NEWSSTREAM_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs {', '.join(missing)}")
         return self
+
+    def replication_configs(self) -> dict[str, str]:
+        """Topic configs that go with the replication factor.
+
+        Producers write with acks=all; with min.insync.replicas = replicas - 1
+        (2 of 3) an acknowledged record is on two brokers, and one broker may
+        be down without stopping writes. Unreplicated topics keep the broker's
+        default (1)."""
+        insync = self.min_insync_replicas or (self.replication_factor - 1 if self.replication_factor > 1 else None)
+        return {"min.insync.replicas": str(insync)} if insync else {}
 
     def metrics_port_for(self, service: str) -> int:
         """The port ``service`` serves on: ``metrics_port`` when set, else the service's own default."""

@@ -48,11 +48,11 @@ from typing import Any
 import faust
 
 from newsstream.contract import topics
-from newsstream.dedup.placement import CHANGELOGGED_TABLES
 from newsstream.errors import ConfigError
 from newsstream.platform import metrics
 from newsstream.platform.health import start_health_server
 from newsstream.platform.settings import Settings
+from newsstream.worker import topology
 from newsstream.worker.changelog import ChangelogTail
 from newsstream.worker.dedup_stage import DedupStage
 from newsstream.worker.delivery import SERVICE, Output
@@ -107,6 +107,9 @@ def build_app(settings: Settings) -> faust.App:
         datadir=settings.worker_datadir,
         table_cleanup_interval=60.0,
         TableManager=OrderedResumeTableManager,  # faust#596: see newsstream.worker.recovery
+        # run_worker creates (or checks) every topic before faust starts, with our
+        # partition counts and min.insync.replicas: faust never needs CreateTopics.
+        topic_allow_declare=False,
         **_faust_broker_settings(settings),
     )
     output = Output(app)
@@ -116,19 +119,18 @@ def build_app(settings: Settings) -> faust.App:
     async def _changelog_tail_unchecked(_app: faust.App, assigned: set[Any], **_: Any) -> None:
         tail.forget()
 
-    def internal_topic(suffix: str, partitions: int) -> Any:
-        return app.topic(f"{settings.worker_app_id}-{suffix}", partitions=partitions, internal=True,
+    def internal(suffix: str, partitions: int) -> Any:
+        return app.topic(topology.internal_topic(settings.worker_app_id, suffix), partitions=partitions, internal=True,
                          key_serializer="raw", value_serializer="raw")
 
     raw_in = app.topic(*topics.RAW_TOPICS, key_serializer="raw", value_serializer="raw")
-    by_content = internal_topic("by-content", settings.partitions)
-    placement_in = internal_topic("placement", 1)
+    by_content = internal(topology.BY_CONTENT, settings.partitions)
+    placement_in = internal(topology.PLACEMENT, 1)
     # No key_type/value_type: both default to JSON, and faust would try to
     # call .from_data() on a plain type while recovering from the changelog.
-    first_seen = app.Table("dedup-first-seen", default=None, partitions=settings.partitions)
+    first_seen = app.Table(topology.DEDUP_TABLE, default=None, partitions=settings.partitions)
     placement_tables = {
-        name: app.Table(f"placement-{name.replace('_', '-')}", default=None, partitions=1)
-        for name in CHANGELOGGED_TABLES
+        name: app.Table(table, default=None, partitions=1) for name, table in topology.PLACEMENT_TABLES.items()
     }
 
     enrich_stage = EnrichStage(output, by_content.get_topic_name(), settings.partitions,
@@ -234,7 +236,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
         SERVICE, settings.metrics_host, settings.metrics_port_for(SERVICE), lambda: bool(built) and is_ready(built[0])
     ))
     try:
-        loop.run_until_complete(ensure_topics(settings))
+        loop.run_until_complete(ensure_topics(settings, topology.every_topic_spec(settings)))
     except BaseException:
         loop.run_until_complete(health.cleanup())
         loop.close()
