@@ -63,6 +63,10 @@ class Settings(BaseSettings):
 
     worker_app_id: str = "newsstream-worker"
     worker_datadir: str = Field(default=".newsstream/worker-data", description="faust's local state directory.")
+    changelog_tail_check: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Re-read the owned changelog partitions after each assignment (a Tansu work-around); auto: on Tansu only.",
+    )
     worker_batch_size: int = Field(default=500, ge=1)
     worker_batch_within_s: float = 0.2
     dedup_window_hours: float = Field(default=48.0, gt=0, description="How long a content hash is remembered.")

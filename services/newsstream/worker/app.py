@@ -53,7 +53,7 @@ from newsstream.platform import metrics
 from newsstream.platform.health import start_health_server
 from newsstream.platform.settings import Settings
 from newsstream.worker import topology
-from newsstream.worker.changelog import ChangelogTail
+from newsstream.worker.changelog import ChangelogTail, tail_check_enabled
 from newsstream.worker.dedup_stage import DedupStage
 from newsstream.worker.delivery import SERVICE, Output
 from newsstream.worker.enrich_stage import EnrichStage
@@ -95,8 +95,11 @@ def _faust_credentials(settings: Settings) -> Any:
     return SSLCredentials(ssl_context)
 
 
-def build_app(settings: Settings) -> faust.App:
-    """A configured worker app (the composition root of the three stages); run it with :func:`run_worker`."""
+def build_app(settings: Settings, *, changelog_tail_check: bool = True) -> faust.App:
+    """A configured worker app (the composition root of the three stages); run it with :func:`run_worker`.
+
+    ``changelog_tail_check``: re-read the changelogs after each assignment (see
+    :class:`~newsstream.worker.changelog.ChangelogTail`); :func:`run_worker` decides by the broker."""
     app = faust.App(
         settings.worker_app_id,
         store="memory://",  # state is rebuilt from the changelog topic on start
@@ -113,7 +116,7 @@ def build_app(settings: Settings) -> faust.App:
         **_faust_broker_settings(settings),
     )
     output = Output(app)
-    tail = ChangelogTail(settings, app.assignor)
+    tail = ChangelogTail(settings, app.assignor, enabled=changelog_tail_check)
 
     @app.on_partitions_assigned.connect
     async def _changelog_tail_unchecked(_app: faust.App, assigned: set[Any], **_: Any) -> None:
@@ -235,14 +238,19 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     health = loop.run_until_complete(start_health_server(
         SERVICE, settings.metrics_host, settings.metrics_port_for(SERVICE), lambda: bool(built) and is_ready(built[0])
     ))
+
+    async def start_up() -> bool:
+        await ensure_topics(settings, topology.every_topic_spec(settings))
+        return await tail_check_enabled(settings)
+
     try:
-        loop.run_until_complete(ensure_topics(settings, topology.every_topic_spec(settings)))
+        tail_check = loop.run_until_complete(start_up())
     except BaseException:
         loop.run_until_complete(health.cleanup())
         loop.close()
         raise
     warm_up(settings.enrich_structured)  # load the models now, not inside the first batch (see enrich.warm_up)
-    app = build_app(settings)
+    app = build_app(settings, changelog_tail_check=tail_check)
     built.append(app)
 
     class _Worker(Worker):
