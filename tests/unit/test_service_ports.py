@@ -74,3 +74,11 @@ async def test_the_image_liveness_check_finds_the_service_on_its_port() -> None:
         assert await check() == 0
     finally:
         await runner.cleanup()
+
+
+def test_newsstream_broker_listens_where_the_other_commands_look() -> None:
+    from newsstream.platform.broker import bootstrap_port
+
+    assert bootstrap_port("localhost:9092") == 9092
+    assert bootstrap_port("127.0.0.1:19092,127.0.0.1:29092") == 19092
+    assert bootstrap_port("kafka") == 9092 and bootstrap_port("[::1]:9093") == 9093
