@@ -105,12 +105,13 @@ class Settings(BaseSettings):
     def _lower_case_level(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
 
-    @field_validator("kafka_ssl_cafile")
-    @classmethod
-    def _cafile_exists(cls, value: str | None) -> str | None:
-        if value and not Path(value).is_file():
-            raise ValueError(f"no such file: {value}")
-        return value
+    @model_validator(mode="after")
+    def _cafile_exists(self) -> Settings:
+        # Only where TLS is used: an unused CA path (a shared config on PLAINTEXT) is no mistake.
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL") and self.kafka_ssl_cafile \
+                and not Path(self.kafka_ssl_cafile).is_file():
+            raise ValueError(f"NEWSSTREAM_KAFKA_SSL_CAFILE: no such file {self.kafka_ssl_cafile}")
+        return self
 
     @model_validator(mode="after")
     def _insync_within_replicas(self) -> Settings:
