@@ -106,9 +106,7 @@ def main() -> None:
     }
     print(f"{'kind':8} {'stage':18} {'µs/item':>10}")
     for kind, items, rounds in (("ticker", tickers, args.rounds), ("article", articles, max(50, args.rounds // 10))):
-        worker_enrich._STRUCTURED = False
-        basic = _per_item_us(lambda it: worker_enrich.enrich(it, T0), items, rounds)
-        worker_enrich._STRUCTURED = True
+        basic = _per_item_us(lambda it: worker_enrich.enrich(it, T0, structured=False), items, rounds)
         full = _per_item_us(lambda it: worker_enrich.enrich(it, T0), items, rounds)
         structured = _per_item_us(fields, items, rounds)
         print(f"{kind:8} {'basic':18} {basic:10.0f}")

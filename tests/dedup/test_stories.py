@@ -146,7 +146,7 @@ def test_pair_similarity_ranks_same_event_above_other_events_and_uses_entities()
 
 
 def test_expiry_forgets_silent_stories_and_their_index() -> None:
-    pipeline = Pipeline(PipelineConfig(embeddings=False, stories=StoryConfig(ttl_s=3600)))
+    pipeline = Pipeline(PipelineConfig(embeddings=False, stories=StoryConfig(window_s=1800)))  # kept 1.5 h
     for raw in stream():
         pipeline.process(raw)
     pipeline.expire((T0 + timedelta(hours=10)).timestamp())  # past the stories ttl only
@@ -174,3 +174,17 @@ def test_entity_mentions_and_topics_of_the_enrichment_become_comparable_keys() -
         "medtop:06000000",
         "medtop:11000000",
     )
+
+
+def test_a_story_window_longer_than_three_days_keeps_its_stories_that_long() -> None:
+    """Before: stories were forgotten after a fixed 72 h, so a 100 h window silently ended at 72 h."""
+    from newsstream.dedup.placement import PlacementConfig
+    from newsstream.platform.settings import Settings
+
+    stories = PlacementConfig.from_settings(Settings(story_window_hours=100)).stories
+    assert stories.ttl_s > stories.window_s == 100 * 3600
+    pipeline = Pipeline(PipelineConfig(stories=stories))
+    first = pipeline.process(article("a1", QUAKE_A_TITLE, QUAKE_A, "agency", 0))
+    pipeline.expire((T0 + timedelta(hours=80)).timestamp())
+    later = pipeline.process(article("a2", QUAKE_B_TITLE, QUAKE_B, "daily", 80 * 60))
+    assert later.story.story_id == first.story.story_id and later.story.joined_by == "similarity"

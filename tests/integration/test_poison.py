@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from newsstream.cli.main import app as newsstream_cli
 from newsstream.contract import topics
-from newsstream.platform.kafka import start_producer
+from newsstream.platform.kafka import ensure_topics, start_producer
 from newsstream.platform.settings import Settings
 from newsstream.sink.stores import open_store
 from tests.integration import harness
@@ -57,6 +57,9 @@ async def test_a_poison_record_between_good_ones_costs_only_itself(
     poison = {"kind": "article", "id": "a_poison", "source": "rogue", "title": "x", "body": '"' * 450_000,
               "fetched_at": NOW.isoformat()}
     records = [_ticker(n, "a") for n in range(100)] + [poison] + [_ticker(n, "b") for n in range(100)]
+    # As `topics create` does before any service starts: a record sent first would make
+    # Tansu auto-create its topic with 4 partitions, which the services now refuse.
+    await ensure_topics(settings)
     services = [harness.start("worker", settings, tmp_path), harness.start("sink", settings, tmp_path)]
     try:
         # Straight onto the raw topic, as a producer that skips the ingest edge would.

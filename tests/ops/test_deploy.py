@@ -181,3 +181,82 @@ def test_no_secret_values_in_the_configmap() -> None:
     for key, value in data.items():
         assert "PASSWORD" not in key and "STORE_URL" not in key, key
         assert "@" not in value, f"{key} looks like a URL with credentials"
+
+
+# ----------------------------------------------------------------------------- metrics ports
+
+
+def test_compose_probes_each_service_on_its_own_default_port(compose_model: dict[str, Any]) -> None:
+    """Worker, sink and ingest keep their own default ports (9300, 9301, 9302): no shared override."""
+    from newsstream.platform.settings import DEFAULT_METRICS_PORTS
+
+    services = compose_model["services"]
+    for name, port in DEFAULT_METRICS_PORTS.items():
+        assert "NEWSSTREAM_METRICS_PORT" not in services[name]["environment"], name
+        check = " ".join(services[name]["healthcheck"]["test"])
+        assert f"127.0.0.1:{port}/readyz" in check, (name, check)
+
+
+def test_prometheus_scrapes_each_service_on_its_own_default_port() -> None:
+    from newsstream.platform.settings import DEFAULT_METRICS_PORTS
+
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    for name, port in DEFAULT_METRICS_PORTS.items():
+        (target,) = jobs[f"newsstream-{name}"]["dns_sd_configs"]
+        assert target["names"] == [name] and target["port"] == port, name
+
+
+def test_kubernetes_serves_each_service_on_its_own_default_port() -> None:
+    from newsstream.platform.settings import DEFAULT_METRICS_PORTS
+
+    assert "NEWSSTREAM_METRICS_PORT" not in _by_kind("ConfigMap")["newsstream-config"]["data"]
+    services = _by_kind("Service")
+    for name, deployment in _by_kind("Deployment").items():
+        port = DEFAULT_METRICS_PORTS[name.removeprefix("newsstream-")]
+        template = deployment["spec"]["template"]
+        (container,) = template["spec"]["containers"]
+        assert container["ports"] == [{"name": "metrics", "containerPort": port, "protocol": "TCP"}], name
+        assert template["metadata"]["annotations"]["prometheus.io/port"] == str(port), name
+        assert services[name]["spec"]["ports"][0]["port"] == port, name
+
+
+def test_the_image_exposes_every_default_port_and_sets_none() -> None:
+    from newsstream.platform.settings import DEFAULT_METRICS_PORTS
+
+    text = (DEPLOY / "Dockerfile").read_text()
+    exposed = {int(p) for line in text.splitlines() if line.startswith("EXPOSE ") for p in line.split()[1:]}
+    assert exposed == set(DEFAULT_METRICS_PORTS.values())
+    assert "NEWSSTREAM_METRICS_PORT=" not in text
+
+
+# ----------------------------------------------------------------------------- durability
+
+
+def test_kubernetes_replicates_topics_with_min_insync_replicas() -> None:
+    data = _by_kind("ConfigMap")["newsstream-config"]["data"]
+    assert (data["NEWSSTREAM_REPLICATION_FACTOR"], data["NEWSSTREAM_MIN_INSYNC_REPLICAS"]) == ("3", "2")
+
+
+def test_compose_replication_fits_its_one_broker(compose_model: dict[str, Any]) -> None:
+    services = compose_model["services"]
+    brokers = [name for name, svc in services.items() if svc.get("image", "").startswith("apache/kafka:")]
+    env = services["worker"]["environment"]
+    replicas, insync = int(env["NEWSSTREAM_REPLICATION_FACTOR"]), int(env["NEWSSTREAM_MIN_INSYNC_REPLICAS"])
+    assert 1 <= insync <= replicas <= len(brokers)
+    kafka = services["kafka"]["environment"]
+    assert int(kafka["KAFKA_MIN_INSYNC_REPLICAS"]) <= int(kafka["KAFKA_DEFAULT_REPLICATION_FACTOR"]) <= len(brokers)
+
+
+async def test_every_producer_writes_with_acks_all() -> None:
+    from newsstream.platform.kafka import make_producer
+    from newsstream.platform.settings import Settings
+    from newsstream.worker.app import _faust_broker_settings
+
+    settings = Settings(kafka_bootstrap_servers="kafka:9092")
+    producer = make_producer(settings)
+    try:
+        assert producer._sender._acks == -1  # aiokafka's "all"
+    finally:
+        await producer.stop()
+    assert _faust_broker_settings(settings)["producer_acks"] == -1

@@ -12,7 +12,7 @@ import pytest
 import structlog
 
 from newsstream.contract import topics
-from newsstream.platform.kafka import start_producer
+from newsstream.platform.kafka import ensure_topics, start_producer
 from newsstream.platform.logs import configure_logging, redact_text
 from newsstream.platform.settings import Settings
 from newsstream.sink.stores import open_store
@@ -81,6 +81,9 @@ async def test_services_log_json_with_message_coordinates_and_no_store_password(
         await store.migrate()
     settings = fast_settings.model_copy(update={"store_url": url})
     monkeypatch.setenv("NEWSSTREAM_LOG_FORMAT", "json")  # inherited by the child processes
+    # As `topics create` does before any service starts: a record sent first would make
+    # Tansu auto-create its topic with 4 partitions, which the services now refuse.
+    await ensure_topics(settings)
     services = [harness.start("worker", settings, tmp_path), harness.start("sink", settings, tmp_path)]
     worker, sink = services
     try:

@@ -17,6 +17,7 @@ from newsstream.ingest.producer import RawEventProducer
 from newsstream.ingest.sources.archive import RateLimiter, replay
 from newsstream.ingest.sources.state import SourceState
 from newsstream.platform.settings import Settings
+from newsstream.text.wording import counted
 from tests.sources.kafka_util import count_by_key, read_all
 
 pytestmark = pytest.mark.integration
@@ -87,9 +88,9 @@ def test_ingest_dir_cli_pages_jsonl_and_bad_files(broker, tmp_path: Path) -> Non
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "items/s" in result.output and "errors: 3" in result.output  # the rich progress bar
-    assert "replayed 9 input(s) from 5 file(s)" in result.output and "3 dead letter(s)" in result.output
+    assert "replayed 9 inputs from 5 files" in result.output and "3 dead letters" in result.output
     again = CliRunner().invoke(app, [*args, "--no-progress"])
-    assert "replayed 0 input(s)" in again.output and "9 skipped" in again.output
+    assert "replayed 0 inputs" in again.output and "9 skipped" in again.output
 
     settings = Settings(kafka_bootstrap_servers=broker.bootstrap)
     raw = asyncio.run(read_all(settings, *topics.RAW_TOPICS, idle_s=1.0, timeout_s=10))
@@ -124,7 +125,7 @@ def test_sigterm_mid_replay_then_resume_emits_each_item_once(broker, tmp_path: P
     assert 0 < first < 80
     done = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert f"replayed {80 - first} input(s)" in done.stderr and f"{first} skipped" in done.stderr
+    assert f"replayed {counted(80 - first, 'input')}" in done.stderr and f"{first} skipped" in done.stderr
 
     settings = Settings(kafka_bootstrap_servers=broker.bootstrap)
     raw = asyncio.run(read_all(settings, topics.RAW_ARTICLES, expect=80, timeout_s=15))

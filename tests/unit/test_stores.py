@@ -15,6 +15,7 @@ from newsstream.sink.stores import (
     SQLiteStore,
     Store,
     StoreSummary,
+    StoreUrlError,
     open_store,
     parse_postgres_url,
     redact_url,
@@ -152,7 +153,7 @@ def test_open_store_chooses_by_scheme(tmp_path: Path) -> None:
     assert (pg.dsn, pg.schema) == ("postgres://u:secret@db:5432/news?sslmode=disable", "news_v1")
     assert parse_postgres_url("postgresql://db/news") == ("postgresql://db/news", None)
     for bad in ("mysql://db/x", "news.sqlite", "sqlite://", "postgresql://db/x?schema=a;drop"):
-        with pytest.raises(ValueError):
+        with pytest.raises(StoreUrlError, match="--store or NEWSSTREAM_STORE_URL"):
             open_store(bad)
     assert redact_url("postgresql://u:secret@db/news") == "postgresql://u:***@db/news"
 

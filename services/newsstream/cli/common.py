@@ -23,7 +23,8 @@ Bootstrap = Annotated[
     str | None,
     typer.Option("--bootstrap", "-b", help="Kafka bootstrap servers host:port (env KAFKA_BOOTSTRAP_SERVERS)."),
 ]
-MetricsPort = Annotated[int | None, typer.Option("--metrics-port", help="Port of /metrics, /healthz, /readyz.")]
+MetricsPort = Annotated[int | None, typer.Option(
+    "--metrics-port", help="Port of /metrics, /healthz, /readyz (default: worker 9300, sink 9301; env NEWSSTREAM_METRICS_PORT).")]
 LogLevel = Annotated[str | None, typer.Option("--log-level", help="debug, info, warning, error.")]
 
 

@@ -25,6 +25,7 @@ from rich.table import Table
 from newsstream.platform.broker import EmbeddedBroker, free_port
 from newsstream.platform.logs import configure_logging
 from newsstream.platform.settings import Settings, load_settings
+from newsstream.text.wording import counted
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 DEMO_DIR = Path(".newsstream") / "demo"
@@ -151,7 +152,8 @@ def run_demo(bootstrap: str | None, store_url: str | None, keep_running: bool, t
         for svc in services:
             console.print(f"[bold]{svc.name:<7}[/] pid {svc.proc.pid}, metrics http://127.0.0.1:{svc.metrics_port}/metrics, log {svc.log_path}")
         items, dead = asyncio.run(_ingest_samples(settings))
-        console.print(f"[bold]ingest[/]  {items} raw events from {len(sample_inputs())} pages and wire.jsonl, {dead} dead letter(s)")
+        console.print(f"[bold]ingest[/]  {counted(items, 'raw event')} from {counted(len(sample_inputs()), 'page')} "
+                      f"and wire.jsonl, {counted(dead, 'dead letter')}")
         for svc in services:
             if svc.proc.poll() is not None:
                 raise RuntimeError(f"{svc.name} exited with code {svc.proc.returncode}; see {svc.log_path}")
@@ -202,11 +204,11 @@ def _print_summary(
     if threads:
         console.print("[bold]multi-line ticker threads[/]")
         for t in threads:
-            console.print(f"  {t.thread_id} {t.lines} lines, {t.source}: {t.attribution or '(no attribution)'}", markup=False)
+            console.print(f"  {t.thread_id} {counted(t.lines, 'line')}, {t.source}: {t.attribution or '(no attribution)'}", markup=False)
     if stories:
         console.print("[bold]largest stories[/]")
         for st in stories:
-            console.print(f"  {st.member_count} items, {len(st.sources)} sources: «{_short(st.headline, 50)}»", markup=False)
+            console.print(f"  {counted(st.member_count, 'item')}, {counted(len(st.sources), 'source')}: «{_short(st.headline, 50)}»", markup=False)
     if summary.dead_letters_by_reason:
         reasons = ", ".join(f"{n} {reason}" for reason, n in summary.dead_letters_by_reason.items())
         console.print(f"[bold]dead letters[/] {reasons}")

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from newsstream.cli.common import Bootstrap
+from newsstream.cli.common import Bootstrap, settings_from
 
 
 def broker(
-    port: Annotated[int, typer.Option(help="Port to listen on (127.0.0.1).")] = 9092,
+    port: Annotated[int | None, typer.Option(
+        help="Port to listen on (127.0.0.1); default: the port of KAFKA_BOOTSTRAP_SERVERS (9092), where the other commands look.",
+    )] = None,
 ) -> None:
     """Run the embedded Kafka-compatible broker (Tansu) until Ctrl-C / SIGTERM."""
-    from newsstream.platform.broker import EmbeddedBroker
+    from newsstream.platform.broker import EmbeddedBroker, bootstrap_port
 
+    if port is None:
+        port = bootstrap_port(settings_from().kafka_bootstrap_servers)
     embedded = EmbeddedBroker(port=port).start()
     typer.echo(f"embedded broker listening on {embedded.bootstrap} (in-memory; Ctrl-C stops it)")
 
@@ -36,6 +42,19 @@ def broker(
     finally:
         embedded.stop()
     raise SystemExit(code)
+
+
+def samples(
+    into: Annotated[Path, typer.Argument(help="Directory to copy them to (created if missing).")] = Path("samples"),
+) -> None:
+    """Copy the bundled sample pages and wire.jsonl into a directory, to try `ingest page` and `ingest jsonl` on."""
+    from newsstream.cli.demo import SAMPLES
+
+    into.mkdir(parents=True, exist_ok=True)
+    for path in sorted(SAMPLES.glob("*")):
+        if path.suffix in (".txt", ".jsonl"):
+            shutil.copyfile(path, into / path.name)
+            typer.echo(str(into / path.name))
 
 
 def demo(

@@ -21,6 +21,7 @@ from newsstream.dedup.threads import ThreadConfig
 from newsstream.evaluation.enrichment import eval_entities, eval_topics
 from newsstream.evaluation.stories import eval_pairs, eval_stream
 from newsstream.evaluation.stream_replay import PipelineConfig
+from newsstream.platform.settings import load_settings
 
 eval_app = typer.Typer(help="Measure quality on labelled data (offline).", no_args_is_help=True)
 
@@ -88,6 +89,7 @@ def stream(
         threads=ThreadConfig(),
         stories=StoryConfig(threshold=story_threshold, window_s=story_window_hours * 3600, vector_threshold=vector_threshold),
         embeddings=embeddings,
+        structured=load_settings().enrich_structured,  # as the worker enriches
     )
     interval = None if ticker_interval_minutes is None else ticker_interval_minutes * 60
     result = eval_stream(str(file), config, sample, interval)

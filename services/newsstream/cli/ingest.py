@@ -22,6 +22,7 @@ from newsstream.ingest import service
 from newsstream.ingest.sources.base import SOURCE_KINDS
 from newsstream.ingest.sources.registry import Registry, RegistryError, load_registry
 from newsstream.platform.settings import Settings
+from newsstream.text.wording import counted
 
 parse_app = typer.Typer(help="Offline parsing (no Kafka).", no_args_is_help=True)
 ingest_app = typer.Typer(help="Produce raw events onto the raw topics.", no_args_is_help=True)
@@ -138,7 +139,7 @@ def fetch(
     if error:
         typer.echo(f"error: {error}", err=True)
         raise SystemExit(1)
-    typer.echo(f"{n} event(s), {dead} dead letter(s)", err=True)
+    typer.echo(f"{counted(n, 'event')}, {counted(dead, 'dead letter')}", err=True)
 
 @sources_app.command("check")
 def sources_check(
@@ -165,13 +166,15 @@ def ingest_feeds(
     once: Annotated[bool, typer.Option("--once", help="Poll every source once and exit.")] = False,
     state: Annotated[Path | None, typer.Option(help="State file (default: the registry's).")] = None,
     bootstrap: Bootstrap = None,
-    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Serve /metrics on this port.")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        "--metrics-port", help="Port of /metrics, /healthz (default 9302; with --once only when given).")] = None,
 ) -> None:
     """Poll every enabled source of the registry onto the raw topics (until Ctrl-C, or --once)."""
     settings = settings_from(kafka_bootstrap_servers=bootstrap, metrics_port=metrics_port)
     registry = load_registry_or_exit(config)
+    # A one-shot poll exits before any scrape: it takes a port only when asked to.
     raise SystemExit(asyncio.run(service.serve(settings, registry, state=state, poll=True, push=False, once=once,
-                                       metrics=metrics_port is not None)))
+                                       metrics=metrics_port is not None or not once)))
 
 @ingest_app.command("push")
 def ingest_push(
@@ -192,7 +195,7 @@ def ingest_serve(
     port: Annotated[int | None, typer.Option(help="Push endpoint port.")] = None,
     state: Annotated[Path | None, typer.Option(help="State file (default: the registry's).")] = None,
     bootstrap: Bootstrap = None,
-    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Port of /metrics, /healthz.")] = None,
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Port of /metrics, /healthz (default 9302).")] = None,
 ) -> None:
     """Poll the registry's sources and run the push endpoint, with /metrics."""
     settings = settings_from(kafka_bootstrap_servers=bootstrap, metrics_port=metrics_port)

@@ -30,6 +30,7 @@ app.add_typer(ingest.sources_app, name="sources", rich_help_panel=INPUT)
 app.command("fetch", rich_help_panel=INPUT)(ingest.fetch)
 app.add_typer(ingest.parse_app, name="parse", rich_help_panel=INPUT)
 app.command(rich_help_panel=DEVELOPMENT)(dev.broker)
+app.command(rich_help_panel=DEVELOPMENT)(dev.samples)
 app.command(rich_help_panel=DEVELOPMENT)(dev.demo)
 app.add_typer(eval.eval_app, name="eval", rich_help_panel=EVALUATION)
 

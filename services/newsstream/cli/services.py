@@ -62,9 +62,11 @@ def topics_create(
     bootstrap: Bootstrap = None,
     partitions: Annotated[int | None, typer.Option(help="Partitions of raw and enriched topics.")] = None,
 ) -> None:
-    """Create the pipeline's topics that do not exist yet (idempotent)."""
+    """Create the pipeline's topics that do not exist yet, the worker's internal and changelog topics included
+    (idempotent); exit 2 when existing ones have other partition counts."""
     from newsstream.platform.kafka import ensure_topics
+    from newsstream.worker.topology import every_topic_spec
 
     settings = settings_from(kafka_bootstrap_servers=bootstrap, partitions=partitions)
-    created = asyncio.run(ensure_topics(settings))
+    created = asyncio.run(ensure_topics(settings, every_topic_spec(settings)))
     typer.echo(f"created: {', '.join(created)}" if created else "all topics exist")

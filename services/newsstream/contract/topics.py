@@ -26,6 +26,10 @@ class TopicSpec:
     name: str
     partitions: int
     config: dict[str, str]
+    # The partition count is part of the layout (keys co-partitioned with state,
+    # or one ordered partition): an existing topic with another count stops the
+    # services at start-up. False: any count works.
+    checked: bool = True
 
 
 def topic_specs(partitions: int, replication_factor: int = 1) -> list[TopicSpec]:
@@ -42,6 +46,6 @@ def topic_specs(partitions: int, replication_factor: int = 1) -> list[TopicSpec]
         TopicSpec(RAW_TICKER, partitions, retention),
         TopicSpec(ENRICHED_ARTICLES, partitions, retention),
         TopicSpec(ENRICHED_TICKER, partitions, retention),
-        TopicSpec(DEAD_LETTERS, 1, {"retention.ms": str(4 * WEEK_MS)}),
+        TopicSpec(DEAD_LETTERS, 1, {"retention.ms": str(4 * WEEK_MS)}, checked=False),
         TopicSpec(STORIES, partitions, {"cleanup.policy": "compact"}),
     ]

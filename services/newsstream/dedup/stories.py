@@ -219,7 +219,11 @@ class StoryConfig:
     threshold: float = 0.2
     window_s: float = 24 * 3600.0  # a story silent for longer takes no new members
     time_decay: float = 0.25  # similarity is scaled by 1 - time_decay * (idle time / window)
-    ttl_s: float = 72 * 3600.0  # a story silent for this long is forgotten (no more updates)
+    # A story silent for this many windows is forgotten (no more updates): later
+    # copies of its members and re-deliveries still find it for a while, and
+    # the state follows the window whatever NEWSSTREAM_STORY_WINDOW_HOURS says
+    # (72 h with the default 24 h window).
+    ttl_windows: float = 3.0
     profiles: int = 6  # term sets kept per story: the founder's and the most recent ones
     max_postings: int = 40  # a term in more stories than this does not find candidates
     max_candidates: int = 10  # candidates scored per item (most shared terms first)
@@ -255,6 +259,15 @@ class StoryConfig:
     # (0.25): meaning alone also brings together the same topic's next event.
     vector_time_decay: float = 0.5
     vector_candidates: int = 10  # nearest stories by vector considered per item
+
+    def __post_init__(self) -> None:
+        if self.ttl_windows < 1:
+            raise ValueError("a story must be kept at least as long as its window (ttl_windows >= 1)")
+
+    @property
+    def ttl_s(self) -> float:
+        """How long a silent story is kept, derived from the window."""
+        return self.ttl_windows * self.window_s
 
 
 class StoryUpdate(NamedTuple):

@@ -7,7 +7,6 @@ The worker calls :func:`enrich` on every raw event and then decides
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -34,12 +33,8 @@ _log = logging.getLogger(__name__)
 
 Enriched = EnrichedArticle | EnrichedTickerItem
 
-# NEWSSTREAM_ENRICH_STRUCTURED=off skips entities/quotes/times/topics/regions/
-# urgency (for a replay that only needs hashes, or to shed load).
-_STRUCTURED = os.environ.get("NEWSSTREAM_ENRICH_STRUCTURED", "on").lower() not in ("0", "off", "false", "no")
 
-
-def warm_up(embeddings: bool = False) -> None:
+def warm_up(structured: bool = True, embeddings: bool = False) -> None:
     """Load every model enrichment uses (~1-2 s of CPU, ~2 s more for the encoder).
 
     The worker calls this before it joins its consumer group: loading inside
@@ -47,7 +42,7 @@ def warm_up(embeddings: bool = False) -> None:
     rebalance.
     """
     detect_language("warm up")
-    if _STRUCTURED:
+    if structured:
         from newsstream.enrich.pipeline import warm_up as warm_up_structured
 
         warm_up_structured()
@@ -76,10 +71,8 @@ def with_embeddings(items: Sequence[Enriched], article_tokens: int) -> list[Enri
 
 def structured_fields(raw: RawArticle | RawTickerItem, words: int) -> dict:
     """The optional Enrichment fields from :mod:`newsstream.enrich`; empty
-    (fields stay null) when switched off or when they fail: a bug in an
-    enricher must not turn a good item into a dead letter."""
-    if not _STRUCTURED:
-        return {}
+    (fields stay null) when they fail: a bug in an enricher must not turn a
+    good item into a dead letter."""
     from newsstream.enrich.pipeline import enrich_fields
 
     try:
@@ -121,8 +114,14 @@ def language_sample(raw: RawArticle | RawTickerItem) -> str:
     return (f"{raw.title}\n{raw.body}" if isinstance(raw, RawArticle) else raw.text)[:_LANGUAGE_SAMPLE_CHARS]
 
 
-def enrich(raw: RawArticle | RawTickerItem, processed_at: datetime) -> EnrichedArticle | EnrichedTickerItem:
-    """Language, normalised text, content hash and word count; original text untouched."""
+def enrich(
+    raw: RawArticle | RawTickerItem, processed_at: datetime, *, structured: bool = True
+) -> EnrichedArticle | EnrichedTickerItem:
+    """Language, normalised text, content hash and word count; original text untouched.
+
+    ``structured`` (``NEWSSTREAM_ENRICH_STRUCTURED``) adds entities, quotes,
+    times, topics, regions and urgency; off for a replay that only needs
+    hashes, or to shed load."""
     text = matching_text(raw)
     normalized = normalize_text(text)
     if not normalized:
@@ -140,7 +139,7 @@ def enrich(raw: RawArticle | RawTickerItem, processed_at: datetime) -> EnrichedA
         duplicate_of=None,
         processed_at=processed_at,
         pipeline_version=PIPELINE_VERSION,
-        **structured_fields(raw, words),
+        **(structured_fields(raw, words) if structured else {}),
     )
     if isinstance(raw, RawArticle):
         return EnrichedArticle(id=raw.id, raw=raw, enrichment=enrichment)

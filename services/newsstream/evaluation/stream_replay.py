@@ -64,6 +64,7 @@ class PipelineConfig:
     partitions: int = 4  # of the by-content topic (only recorded in the exact-dedup state)
     embeddings: bool = True  # NEWSSTREAM_EMBEDDINGS: sentence vectors on every item, used by stories
     article_tokens: int = ARTICLE_TOKENS  # NEWSSTREAM_EMBEDDING_ARTICLE_TOKENS
+    structured: bool = True  # NEWSSTREAM_ENRICH_STRUCTURED: entities, quotes, times, topics, regions, urgency
 
     @property
     def placement(self) -> PlacementConfig:
@@ -91,7 +92,7 @@ class Pipeline:
     def process(self, raw: RawItem, processed_at: datetime | None = None) -> Processed:
         """What the worker's three stages do to one item: enrich, exact dedup, placement."""
         at = event_time(raw)
-        enriched = enrich(raw, processed_at or datetime.now(UTC))
+        enriched = enrich(raw, processed_at or datetime.now(UTC), structured=self.config.structured)
         if self.config.embeddings:
             (enriched,) = with_embeddings([enriched], self.config.article_tokens)
         key = dedup_key(enriched)

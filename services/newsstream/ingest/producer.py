@@ -33,12 +33,15 @@ from newsstream.ingest.events import (
 from newsstream.platform import metrics
 from newsstream.platform.kafka import ensure_topics, start_producer
 from newsstream.platform.settings import Settings
+from newsstream.text.wording import counted
 
 log = logging.getLogger(__name__)
 
 SERVICE = "ingest"
 LOGGED_DEAD_LETTERS = 10  # logged one by one; after that one line per thousand
 MAX_PENDING = 10_000  # deliveries awaited at once; then the producer flushes
+# What an event kind is called in a summary line.
+KIND_NOUNS = {"article": "article", "ticker": "ticker line"}
 
 
 @dataclass
@@ -55,11 +58,12 @@ class IngestReport:
         return sum(self.dead_letters.values())
 
     def summary(self) -> str:
-        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(self.emitted.items())) or "nothing"
+        kinds = ", ".join(counted(n, KIND_NOUNS.get(kind, kind)) for kind, n in sorted(self.emitted.items())) or "nothing"
         text = f"emitted {kinds}"
         if self.dead_letters:
+            # Reasons are codes (invalid_json), not nouns: counted as they are.
             reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(self.dead_letters.items()))
-            text += f"; {self.total_dead_letters} dead letter(s): {reasons}"
+            text += f"; {counted(self.total_dead_letters, 'dead letter')}: {reasons}"
         return text
 
 

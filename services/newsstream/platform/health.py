@@ -1,8 +1,16 @@
-"""The HTTP endpoints every service serves: ``/metrics``, ``/healthz`` (alive) and ``/readyz`` (can do work)."""
+"""The HTTP endpoints every service serves: ``/metrics``, ``/healthz`` (alive) and ``/readyz`` (can do work).
+
+``python -m newsstream.platform.health`` is the container image's liveness
+check: exit 0 when ``/healthz`` answers on ``NEWSSTREAM_METRICS_PORT`` or, when
+that is unset, on any service's default port (one service runs per container).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import urllib.request
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -10,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from newsstream.errors import ConfigError
 from newsstream.platform.metrics import SERVICE_UP
+from newsstream.platform.settings import DEFAULT_METRICS_PORTS
 
 log = logging.getLogger(__name__)
 
@@ -73,3 +82,20 @@ async def start_health_server(
             "pass --metrics-port PORT or set NEWSSTREAM_METRICS_PORT"
         ) from None
     return runner
+
+
+def alive(ports: list[int], host: str = "127.0.0.1", timeout_s: float = 1.0) -> bool:
+    """True when ``/healthz`` answers 200 on one of ``ports``."""
+    for port in ports:
+        try:
+            with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=timeout_s) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+if __name__ == "__main__":
+    override = os.environ.get("NEWSSTREAM_METRICS_PORT")
+    sys.exit(0 if alive([int(override)] if override else list(DEFAULT_METRICS_PORTS.values())) else 1)

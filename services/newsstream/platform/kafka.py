@@ -12,7 +12,13 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, TopicAlreadyExistsError, UnknownError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    TopicAlreadyExistsError,
+    UnknownError,
+)
 
 from newsstream.contract.topics import TopicSpec, topic_specs
 from newsstream.errors import ConfigError, InfrastructureError
@@ -145,6 +151,23 @@ async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None
             await admin.close()
 
 
+async def cluster_id(settings: Settings) -> str | None:
+    """The cluster's id (DescribeCluster, Kafka 2.8+); None when the broker does not say.
+
+    One request on a new connection: ~30 ms on this machine."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=require_bootstrap(settings), request_timeout_ms=5000,
+                                **settings.kafka_client_kwargs())
+    try:
+        async with asyncio.timeout(ATTEMPT_TIMEOUT_S):
+            await admin.start()
+            return (await admin.describe_cluster()).get("cluster_id")
+    except (KafkaError, TimeoutError) as exc:
+        log.info("the broker did not tell its cluster id (%s)", _reason(exc))
+        return None
+    finally:
+        await admin.close()
+
+
 # One attempt to reach the brokers: a listener that accepts and never answers is given up on after this.
 ATTEMPT_TIMEOUT_S = 5.0
 
@@ -153,14 +176,18 @@ def _reason(exc: BaseException) -> str:
     return "no answer" if isinstance(exc, TimeoutError) else (str(exc) or type(exc).__name__)
 
 
+def new_topics(specs: list[TopicSpec], settings: Settings) -> list[NewTopic]:
+    """The CreateTopics request for ``specs``: their partitions and configs, the replication settings."""
+    return [NewTopic(s.name, s.partitions, settings.replication_factor,
+                     topic_configs={**s.config, **settings.replication_configs()}) for s in specs]
+
+
 async def _create_missing(admin: AIOKafkaAdminClient, settings: Settings, specs: list[TopicSpec]) -> list[str]:
     existing = set(await admin.list_topics())
     missing = [s for s in specs if s.name not in existing]
     if missing:
         try:
-            response = await admin.create_topics(
-                [NewTopic(s.name, s.partitions, settings.replication_factor, topic_configs=s.config) for s in missing]
-            )
+            response = await admin.create_topics(new_topics(missing, settings))
         except TopicAlreadyExistsError:
             response = None  # another service created them in the meantime
         # create_topics reports per-topic errors in its response instead of raising.
@@ -169,4 +196,34 @@ async def _create_missing(admin: AIOKafkaAdminClient, settings: Settings, specs:
             if code not in (0, TopicAlreadyExistsError.errno):
                 message = error[2] if len(error) > 2 else ""
                 raise InfrastructureError(f"could not create topic {name}: error {code} {message}")
+    # Only topics known to exist are described: a metadata request for a missing
+    # topic makes brokers with auto-creation on (Tansu, Kafka's default) create it.
+    present = [s.name for s in specs if s.name in existing and s.checked]
+    counts = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(present)} if present else {}
+    check_partitions(specs, counts, settings)
     return [s.name for s in missing]
+
+
+class PartitionMismatch(ConfigError):
+    """Existing topics have other partition counts than the settings say."""
+
+
+def check_partitions(specs: list[TopicSpec], counts: dict[str, int], settings: Settings) -> None:
+    """Raise :class:`PartitionMismatch` when an existing topic's partition count is not its spec's.
+
+    Keys are co-partitioned end to end (raw, enriched, stories) and with the
+    worker's state (the by-content topic and the dedup changelog); stage 3
+    reads one partition. A topic with another count would silently put keys
+    next to the wrong state, so the services refuse to start instead."""
+    wrong = [(s, counts[s.name]) for s in specs if s.checked and s.name in counts and counts[s.name] != s.partitions]
+    if not wrong:
+        return
+    listed = ", ".join(f"{s.name} has {n} (expected {s.partitions})" for s, n in wrong)
+    # The setting is the fix only when every topic that follows it agrees on one count.
+    scaled = [s for s in specs if s.checked and s.partitions == settings.partitions]
+    agreed = {counts[s.name] for s in scaled if s.name in counts}
+    if len(agreed) == 1 and all(s in scaled for s, _ in wrong):
+        fix = f"set NEWSSTREAM_PARTITIONS={agreed.pop()} (or --partitions) to match them"
+    else:
+        fix = "the topics no longer agree with each other: recreate them (docs/operations.md#partitions)"
+    raise PartitionMismatch(f"topic partitions disagree with NEWSSTREAM_PARTITIONS={settings.partitions}: {listed}; {fix}")

@@ -2,14 +2,23 @@
 
 Every setting reads ``NEWSSTREAM_<NAME>``; the Kafka bootstrap address also
 reads the conventional ``KAFKA_BOOTSTRAP_SERVERS``. CLI flags override both.
+An invalid value is a :class:`~newsstream.errors.ConfigError` naming the
+variable or flag to change (:func:`load_settings`).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from newsstream.errors import ConfigError
+
+# Each service's own port for /metrics, /healthz and /readyz, so that a worker,
+# a sink and an ingest server run side by side on one host without a setting.
+DEFAULT_METRICS_PORTS = {"worker": 9300, "sink": 9301, "ingest": 9302}
 
 
 class Settings(BaseSettings):
@@ -21,9 +30,11 @@ class Settings(BaseSettings):
         description="host:port[,host:port] of the Kafka cluster (like every Kafka tool, localhost:9092 by default).",
     )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: str | None = None
+    # The mechanisms a username and password work with (what the clients are given).
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
-    kafka_sasl_password: str | None = None
+    # A secret: '**********' in repr, str and dumps; only the Kafka clients read its value.
+    kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: str | None = None
     kafka_connect_timeout_s: float = Field(default=30.0, ge=0, description="How long start-up waits for the broker.")
     kafka_idempotence: Literal["auto", "on", "off"] = Field(
@@ -37,6 +48,10 @@ class Settings(BaseSettings):
 
     partitions: int = Field(default=4, ge=1, description="Partitions of raw and enriched topics.")
     replication_factor: int = Field(default=1, ge=1)
+    min_insync_replicas: int | None = Field(
+        default=None, ge=1,
+        description="min.insync.replicas of the topics created; unset: replication_factor - 1 when replicated.",
+    )
 
     # Group timings: Kafka's defaults make a new consumer wait ~30 s for its
     # first assignment; these keep start-up at a few seconds and are still
@@ -48,6 +63,10 @@ class Settings(BaseSettings):
 
     worker_app_id: str = "newsstream-worker"
     worker_datadir: str = Field(default=".newsstream/worker-data", description="faust's local state directory.")
+    changelog_tail_check: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Re-read the owned changelog partitions after each assignment (a Tansu work-around); auto: on Tansu only.",
+    )
     worker_batch_size: int = Field(default=500, ge=1)
     worker_batch_within_s: float = 0.2
     dedup_window_hours: float = Field(default=48.0, gt=0, description="How long a content hash is remembered.")
@@ -71,16 +90,71 @@ class Settings(BaseSettings):
         default=0.4, gt=0, lt=1,
         description="With embeddings: the same-story probability (from the cosine of the items' vectors) an item needs to join a story.",
     )
+    enrich_structured: bool = Field(
+        default=True,
+        description="Entities, quotes, times, topics, regions, urgency; off: language, normalisation, hash and word count only.",
+    )
 
-    store_url: str = Field(default="sqlite:///.newsstream/newsstream.sqlite")
+    # Out of repr: a PostgreSQL URL may carry the database password (logs show it redacted).
+    store_url: str = Field(default="sqlite:///.newsstream/newsstream.sqlite", repr=False)
     sink_group_id: str = "newsstream-sink"
     sink_batch_size: int = Field(default=500, ge=1)
     sink_batch_wait_ms: int = 200
 
     metrics_host: str = "0.0.0.0"
-    metrics_port: int = Field(default=9300, ge=0, le=65535)
-    log_level: str = "info"
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535,
+        description="Port of /metrics, /healthz, /readyz for every service; unset: each its own (DEFAULT_METRICS_PORTS).",
+    )
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     log_format: Literal["json", "console"] = "console"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_case_level(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _cafile_exists(self) -> Settings:
+        # Only where TLS is used: an unused CA path (a shared config on PLAINTEXT) is no mistake.
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL") and self.kafka_ssl_cafile \
+                and not Path(self.kafka_ssl_cafile).is_file():
+            raise ValueError(f"NEWSSTREAM_KAFKA_SSL_CAFILE: no such file {self.kafka_ssl_cafile}")
+        return self
+
+    @model_validator(mode="after")
+    def _insync_within_replicas(self) -> Settings:
+        if self.min_insync_replicas is not None and self.min_insync_replicas > self.replication_factor:
+            raise ValueError(f"NEWSSTREAM_MIN_INSYNC_REPLICAS={self.min_insync_replicas} is more than "
+                             f"NEWSSTREAM_REPLICATION_FACTOR={self.replication_factor}: no write could succeed")
+        return self
+
+    @model_validator(mode="after")
+    def _sasl_is_complete(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_"):
+            missing = [f"NEWSSTREAM_{name.upper()}" for name in ("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password")
+                       if not getattr(self, name)]
+            if missing:
+                raise ValueError(f"NEWSSTREAM_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs {', '.join(missing)}")
+        return self
+
+    def replication_configs(self) -> dict[str, str]:
+        """Topic configs that go with the replication factor.
+
+        Producers write with acks=all; with min.insync.replicas = replicas - 1
+        (2 of 3) an acknowledged record is on two brokers, and one broker may
+        be down without stopping writes. Unreplicated topics keep the broker's
+        default (1)."""
+        insync = self.min_insync_replicas or (self.replication_factor - 1 if self.replication_factor > 1 else None)
+        return {"min.insync.replicas": str(insync)} if insync else {}
+
+    def metrics_port_for(self, service: str) -> int:
+        """The port ``service`` serves on: ``metrics_port`` when set, else the service's own default."""
+        return self.metrics_port if self.metrics_port is not None else DEFAULT_METRICS_PORTS[service]
+
+    def sasl_password(self) -> str | None:
+        """The SASL password in clear, for the Kafka clients only."""
+        return self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
 
     def kafka_client_kwargs(self) -> dict[str, object]:
         """Security settings for aiokafka clients (producer, consumer, admin)."""
@@ -89,7 +163,7 @@ class Settings(BaseSettings):
             kwargs.update(
                 sasl_mechanism=self.kafka_sasl_mechanism,
                 sasl_plain_username=self.kafka_sasl_username,
-                sasl_plain_password=self.kafka_sasl_password,
+                sasl_plain_password=self.sasl_password(),
             )
         if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
             from aiokafka.helpers import create_ssl_context
@@ -98,6 +172,36 @@ class Settings(BaseSettings):
         return kwargs
 
 
+# The command-line flag of a setting, where it is not ``--`` and the setting's name.
+FLAGS = {"kafka_bootstrap_servers": "--bootstrap", "store_url": "--store"}
+# Values never repeated in an error message.
+SECRET_SETTINGS = {"kafka_sasl_password", "store_url"}
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment, with non-None overrides (CLI flags) on top."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings from the environment, with non-None overrides (CLI flags) on top.
+
+    An invalid value raises :class:`ConfigError`, one line naming the flag or
+    the environment variable it came from."""
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**flags)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_describe(error, flags) for error in exc.errors())) from None
+
+
+def env_name(setting: str) -> str:
+    return "KAFKA_BOOTSTRAP_SERVERS" if setting == "kafka_bootstrap_servers" else f"NEWSSTREAM_{setting.upper()}"
+
+
+def _describe(error: Any, flags: dict[str, object]) -> str:
+    reason = str(error["msg"]).removeprefix("Value error, ")
+    if not error["loc"]:
+        return reason  # a rule across settings: its message names them
+    setting = str(error["loc"][0])
+    if setting in flags:
+        source = FLAGS.get(setting, "--" + setting.replace("_", "-"))
+    else:
+        source = f"{env_name(setting)} (flag {FLAGS[setting]})" if setting in FLAGS else env_name(setting)
+    shown = "" if setting in SECRET_SETTINGS else f" {error['input']!r}"
+    return f"invalid {source}{shown}: {reason[:1].lower()}{reason[1:]}"

@@ -155,7 +155,8 @@ class _Sink:
         async with contextlib.AsyncExitStack() as stack:
             # Health first: /healthz answers (and /readyz says "not ready") while Kafka
             # and the store are awaited.
-            runner = await start_health_server(SERVICE, settings.metrics_host, settings.metrics_port, self.ready)
+            runner = await start_health_server(SERVICE, settings.metrics_host, settings.metrics_port_for(SERVICE),
+                                              self.ready)
             stack.push_async_callback(runner.cleanup)
             log.info("sink: health and metrics on %s", ", ".join(f"{a[0]}:{a[1]}" for a in runner.addresses))
             await ensure_topics(settings)

@@ -48,11 +48,12 @@ from typing import Any
 import faust
 
 from newsstream.contract import topics
-from newsstream.dedup.placement import CHANGELOGGED_TABLES
+from newsstream.errors import ConfigError
 from newsstream.platform import metrics
 from newsstream.platform.health import start_health_server
 from newsstream.platform.settings import Settings
-from newsstream.worker.changelog import ChangelogTail
+from newsstream.worker import topology
+from newsstream.worker.changelog import ChangelogTail, tail_check_enabled
 from newsstream.worker.dedup_stage import DedupStage
 from newsstream.worker.delivery import SERVICE, Output
 from newsstream.worker.enrich_stage import EnrichStage
@@ -87,15 +88,18 @@ def _faust_credentials(settings: Settings) -> Any:
     if settings.kafka_sasl_mechanism:
         return SASLCredentials(
             username=settings.kafka_sasl_username,
-            password=settings.kafka_sasl_password,
+            password=settings.sasl_password(),
             mechanism=settings.kafka_sasl_mechanism,
             ssl_context=ssl_context,
         )
     return SSLCredentials(ssl_context)
 
 
-def build_app(settings: Settings) -> faust.App:
-    """A configured worker app (the composition root of the three stages); run it with :func:`run_worker`."""
+def build_app(settings: Settings, *, changelog_tail_check: bool = True) -> faust.App:
+    """A configured worker app (the composition root of the three stages); run it with :func:`run_worker`.
+
+    ``changelog_tail_check``: re-read the changelogs after each assignment (see
+    :class:`~newsstream.worker.changelog.ChangelogTail`); :func:`run_worker` decides by the broker."""
     app = faust.App(
         settings.worker_app_id,
         store="memory://",  # state is rebuilt from the changelog topic on start
@@ -106,32 +110,34 @@ def build_app(settings: Settings) -> faust.App:
         datadir=settings.worker_datadir,
         table_cleanup_interval=60.0,
         TableManager=OrderedResumeTableManager,  # faust#596: see newsstream.worker.recovery
+        # run_worker creates (or checks) every topic before faust starts, with our
+        # partition counts and min.insync.replicas: faust never needs CreateTopics.
+        topic_allow_declare=False,
         **_faust_broker_settings(settings),
     )
     output = Output(app)
-    tail = ChangelogTail(settings, app.assignor)
+    tail = ChangelogTail(settings, app.assignor, enabled=changelog_tail_check)
 
     @app.on_partitions_assigned.connect
     async def _changelog_tail_unchecked(_app: faust.App, assigned: set[Any], **_: Any) -> None:
         tail.forget()
 
-    def internal_topic(suffix: str, partitions: int) -> Any:
-        return app.topic(f"{settings.worker_app_id}-{suffix}", partitions=partitions, internal=True,
+    def internal(suffix: str, partitions: int) -> Any:
+        return app.topic(topology.internal_topic(settings.worker_app_id, suffix), partitions=partitions, internal=True,
                          key_serializer="raw", value_serializer="raw")
 
     raw_in = app.topic(*topics.RAW_TOPICS, key_serializer="raw", value_serializer="raw")
-    by_content = internal_topic("by-content", settings.partitions)
-    placement_in = internal_topic("placement", 1)
+    by_content = internal(topology.BY_CONTENT, settings.partitions)
+    placement_in = internal(topology.PLACEMENT, 1)
     # No key_type/value_type: both default to JSON, and faust would try to
     # call .from_data() on a plain type while recovering from the changelog.
-    first_seen = app.Table("dedup-first-seen", default=None, partitions=settings.partitions)
+    first_seen = app.Table(topology.DEDUP_TABLE, default=None, partitions=settings.partitions)
     placement_tables = {
-        name: app.Table(f"placement-{name.replace('_', '-')}", default=None, partitions=1)
-        for name in CHANGELOGGED_TABLES
+        name: app.Table(table, default=None, partitions=1) for name, table in topology.PLACEMENT_TABLES.items()
     }
 
-    enrich_stage = EnrichStage(output, by_content.get_topic_name(), settings.partitions, embeddings=settings.embeddings,
-                               article_tokens=settings.embedding_article_tokens)
+    enrich_stage = EnrichStage(output, by_content.get_topic_name(), settings.partitions, structured=settings.enrich_structured,
+                               embeddings=settings.embeddings, article_tokens=settings.embedding_article_tokens)
     dedup_stage = DedupStage(
         output, first_seen, tail, ttl_s=settings.dedup_window_hours * 3600.0,
         placement_topic=placement_in.get_topic_name() if settings.stories_enabled else None,
@@ -219,23 +225,33 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     from newsstream.platform.logs import configure_logging
 
     # faust creates its data directory without parents; a fresh checkout has none.
-    Path(settings.worker_datadir).mkdir(parents=True, exist_ok=True)
+    try:
+        Path(settings.worker_datadir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the worker's data directory {settings.worker_datadir} "
+                          f"({exc.strerror or exc}): set NEWSSTREAM_WORKER_DATADIR") from None
     # One loop for the start-up calls and for faust: asyncio.run() would close its loop.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     built: list[faust.App] = []
     # Health first: /healthz answers (and /readyz says "not ready") while Kafka is awaited.
     health = loop.run_until_complete(start_health_server(
-        SERVICE, settings.metrics_host, settings.metrics_port, lambda: bool(built) and is_ready(built[0])
+        SERVICE, settings.metrics_host, settings.metrics_port_for(SERVICE), lambda: bool(built) and is_ready(built[0])
     ))
+
+    async def start_up() -> bool:
+        await ensure_topics(settings, topology.every_topic_spec(settings))
+        return await tail_check_enabled(settings)
+
     try:
-        loop.run_until_complete(ensure_topics(settings))
+        tail_check = loop.run_until_complete(start_up())
     except BaseException:
         loop.run_until_complete(health.cleanup())
         loop.close()
         raise
-    warm_up(embeddings=settings.embeddings)  # load the models now, not inside the first batch (see enrich.warm_up)
-    app = build_app(settings)
+    # load the models now, not inside the first batch (see enrich.warm_up)
+    warm_up(settings.enrich_structured, embeddings=settings.embeddings)
+    app = build_app(settings, changelog_tail_check=tail_check)
     built.append(app)
 
     class _Worker(Worker):

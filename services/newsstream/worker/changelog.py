@@ -11,11 +11,12 @@ the last value of each key once, for the worker to send. A story that takes
 like its output: see ``flush_placement_state`` in :mod:`newsstream.worker.app`
 for why not faust's ``send_changelog``).
 
-Reading: a table's changelog read directly, to complete a faust recovery.
-See the comment at ``repair_changelog_tail`` in :mod:`newsstream.worker.app`:
-the embedded Tansu broker reports a partition's end as the start of its last
-batch, and faust's recovery trusts that. :func:`read_changelog` reads the
-partitions to the highwater reported in fetch responses, which is exact.
+Reading: a table's changelog read directly, to complete a faust recovery
+(:class:`ChangelogTail`): the embedded Tansu broker reports a partition's end
+as the start of its last batch, and faust's recovery trusts that.
+:func:`read_changelog` reads the partitions to the highwater reported in
+fetch responses, which is exact. Only Tansu needs it
+(``NEWSSTREAM_CHANGELOG_TAIL_CHECK``, :func:`tail_check_wanted`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from newsstream.platform.kafka import require_bootstrap
+from newsstream.platform.kafka import cluster_id, require_bootstrap
 from newsstream.platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -149,6 +150,32 @@ class ChangelogWrites(MutableMapping[str, Any]):
         return [(key, None if value is _DELETED else value) for key, value in changed.items()]
 
 
+# Tansu's cluster id unless started with another (--kafka-cluster-id): what the embedded broker reports.
+TANSU_CLUSTER_ID = "tansu_cluster"
+
+
+def tail_check_wanted(mode: str, cluster_id: str | None) -> bool:
+    """Whether :class:`ChangelogTail` re-reads the changelogs (``NEWSSTREAM_CHANGELOG_TAIL_CHECK``).
+
+    ``auto``: on for Tansu, recognised by its cluster id, and when the broker
+    does not say who it is (a wasted re-read is slow, a missed one is wrong);
+    off for any other cluster (Apache Kafka reports the partition end right).
+    """
+    if mode != "auto":
+        return mode == "on"
+    return cluster_id is None or cluster_id == TANSU_CLUSTER_ID
+
+
+async def tail_check_enabled(settings: Settings) -> bool:
+    """Resolve ``NEWSSTREAM_CHANGELOG_TAIL_CHECK`` for this broker, saying so in one line."""
+    mode = settings.changelog_tail_check
+    cluster = await cluster_id(settings) if mode == "auto" else None
+    enabled = tail_check_wanted(mode, cluster)
+    log.info("changelog tail check %s (NEWSSTREAM_CHANGELOG_TAIL_CHECK=%s%s)", "on" if enabled else "off", mode,
+             f", cluster id {cluster}" if mode == "auto" else "")
+    return enabled
+
+
 class ChangelogTail:
     """Completes faust's recovery of a table from the tail of its changelog, once per assignment.
 
@@ -158,11 +185,16 @@ class ChangelogTail:
     the owned changelog partitions are read to the fetch highwater (which is
     right on both) and what recovery missed is put right. Without this a
     restarted worker on the embedded broker could miss a duplicate.
+
+    The re-read costs about as much as faust's recovery itself (~0.9 s per
+    100,000 keys here), so with ``enabled=False`` (Apache Kafka, see
+    :func:`tail_check_wanted`) newly assigned partitions are only noted.
     """
 
-    def __init__(self, settings: Settings, assignor: Any) -> None:
+    def __init__(self, settings: Settings, assignor: Any, *, enabled: bool = True) -> None:
         self.settings = settings
         self.assignor = assignor  # faust's: which changelog partitions this worker owns
+        self.enabled = enabled
         self._checked: set[tuple[str, int]] = set()
 
     def forget(self) -> None:
@@ -172,7 +204,8 @@ class ChangelogTail:
     async def repair(self, tables: list[Any], sync: bool = False) -> bool:
         """``sync=False``: add missing keys (exact dedup: claims never change);
         ``sync=True``: make the table equal to its changelog (stage 3: values change).
-        True when a newly assigned partition was checked."""
+        True when a newly assigned partition was seen (state derived from the
+        tables must then be rebuilt), whether or not it was re-read."""
         checked = False
         for table in tables:
             changelog = table.changelog_topic.get_topic_name()
@@ -180,11 +213,12 @@ class ChangelogTail:
             unchecked = sorted(p for p in owned if (changelog, p) not in self._checked)
             if not unchecked:
                 continue
-            fix = sync_with_changelog if sync else add_missing_entries
-            changed = await fix(self.settings, changelog, unchecked, table.data)
-            self._checked.update((changelog, p) for p in unchecked)
+            if self.enabled:
+                fix = sync_with_changelog if sync else add_missing_entries
+                changed = await fix(self.settings, changelog, unchecked, table.data)
+                if changed:
+                    log.warning("%s: %d entries were missing or stale after recovery and were fixed from the changelog",
+                                table.name, changed)
+            self._checked.update((changelog, p) for p in unchecked)  # after the re-read: a failed one is tried again
             checked = True
-            if changed:
-                log.warning("%s: %d entries were missing or stale after recovery and were fixed from the changelog",
-                            table.name, changed)
         return checked

@@ -20,12 +20,13 @@ from newsstream.worker.envelope import EnvelopeBuilder
 
 
 class EnrichStage:
-    def __init__(self, output: Output, by_content_topic: str, partitions: int, *, embeddings: bool = False,
-                 article_tokens: int = 128) -> None:
+    def __init__(self, output: Output, by_content_topic: str, partitions: int, *, structured: bool = True,
+                 embeddings: bool = False, article_tokens: int = 128) -> None:
         self.output = output
         self.by_content_topic = by_content_topic
         self.partitions = partitions
-        self.embeddings = embeddings
+        self.structured = structured  # NEWSSTREAM_ENRICH_STRUCTURED
+        self.embeddings = embeddings  # NEWSSTREAM_EMBEDDINGS
         self.article_tokens = article_tokens
 
     async def handle(self, events: Sequence[Any]) -> None:
@@ -37,7 +38,7 @@ class EnrichStage:
             msg = event.message
             metrics.ITEMS_IN.labels(SERVICE, msg.topic).inc()
             try:
-                enriched_items.append((msg, enrich(wire.loads_raw(msg.value), now)))
+                enriched_items.append((msg, enrich(wire.loads_raw(msg.value), now, structured=self.structured)))
             except Exception as exc:  # bad input must never stop the worker
                 await self._dead_letter(msg, exc)
         if self.embeddings and enriched_items:

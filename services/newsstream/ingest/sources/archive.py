@@ -33,6 +33,7 @@ from newsstream.ingest.sources.page import page_outcome
 from newsstream.ingest.sources.runner import EventSink
 from newsstream.ingest.sources.state import SourceState
 from newsstream.ingest.sources.textutil import decode_body
+from newsstream.text.wording import counted
 
 PAGE_SUFFIXES = {".txt", ".html", ".htm"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
@@ -71,8 +72,9 @@ class ReplayReport:
 
     def summary(self) -> str:
         head = "interrupted (run again to resume): " if self.interrupted else ""
-        return head + (f"replayed {self.items} input(s) from {self.files} file(s): {self.emitted} event(s), "
-                f"{self.dead_letters} dead letter(s), {self.skipped} skipped (already done)")
+        return head + (f"replayed {counted(self.items, 'input')} from {counted(self.files, 'file')}: "
+                       f"{counted(self.emitted, 'event')}, {counted(self.dead_letters, 'dead letter')}, "
+                       f"{self.skipped} skipped (already done)")
 
 
 def input_files(paths: list[Path]) -> list[Path]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
+from newsstream.errors import ConfigError
 from newsstream.sink.stores.base import (
     Store,
     StoredEvent,
@@ -25,27 +26,39 @@ from newsstream.sink.stores.queries import StoreSummary
 from newsstream.sink.stores.sqlite import SQLiteStore
 
 __all__ = [
-    "PostgresStore", "SQLiteStore", "Store", "StoreSummary", "StoredEvent", "is_data_error", "open_store",
+    "PostgresStore", "SQLiteStore", "Store", "StoreSummary", "StoreUrlError", "StoredEvent", "is_data_error", "open_store",
     "parse_postgres_url", "redact_url", "row_id", "rows_by_table", "table_for",
 ]
 
+class StoreUrlError(ConfigError):
+    """A store URL newsstream cannot use; the message names the flag and the variable."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"{problem} (--store or NEWSSTREAM_STORE_URL: sqlite:///PATH or postgresql://USER@HOST/DB)")
+
+
 def open_store(url: str) -> Store:
-    """A store for ``url`` (not yet connected: call ``connect()`` then ``migrate()``)."""
+    """A store for ``url`` (not yet connected: call ``connect()`` then ``migrate()``).
+
+    A URL it cannot use raises :class:`StoreUrlError` before anything is opened."""
     scheme, sep, rest = url.partition("://")
     if not sep:
-        raise ValueError(f"store URL needs a scheme (sqlite:/// or postgresql://): {url!r}")
+        raise StoreUrlError(f"store URL {redact_url(url)!r} has no scheme")
     scheme = scheme.lower()
     if scheme == "sqlite":
         # sqlite:///rel/path -> "rel/path"; sqlite:////abs/path -> "/abs/path"
         if not rest.startswith("/"):
-            raise ValueError(f"SQLite URLs look like sqlite:///path/to/file.sqlite, got {url!r}")
+            raise StoreUrlError(f"SQLite URL {url!r} needs three slashes before a path")
         path = rest[1:].split("?", 1)[0]
         if not path:
-            raise ValueError(f"SQLite URL without a path: {url!r}")
+            raise StoreUrlError(f"SQLite URL {url!r} has no path")
         return SQLiteStore(path)
     if scheme in ("postgresql", "postgres"):
-        return PostgresStore(url)
-    raise ValueError(f"unsupported store URL scheme {scheme!r}: use sqlite:/// or postgresql://")
+        try:
+            return PostgresStore(url)
+        except ValueError as exc:
+            raise StoreUrlError(f"PostgreSQL URL {redact_url(url)!r}: {exc}") from None
+    raise StoreUrlError(f"unsupported store URL scheme {scheme!r}")
 
 
 def redact_url(url: str) -> str:
