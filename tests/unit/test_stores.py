@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,23 @@ async def test_last_occurrence_wins_within_a_batch_and_across_batches(store: Sto
     rows = await query_store(store_url, "SELECT id, title, duplicate_of FROM articles")
     assert rows == [{"id": "a_0001", "title": "edited", "duplicate_of": "a_0000"}]
     assert (await store.summary()).duplicates == 1
+
+
+async def test_an_older_version_never_replaces_a_newer_one(store: Store, store_url: str, events, query_store) -> None:
+    """Versions of one id (an edited article: same id, new content hash) may arrive in any order."""
+    later = events.T0 + timedelta(minutes=30)  # the factory's events are fetched at T0 + 1 min
+    new_article = events.article(1, body="النص بعد التعديل", content_hash="h_edit", fetched_at=later)
+    new_ticker = events.ticker(1, text="النص بعد التعديل", content_hash="h_edit", fetched_at=later)
+    # Newest first, in one batch and across batches.
+    await store.upsert([new_article, events.article(1)])
+    await store.upsert([new_ticker])
+    await store.upsert([events.ticker(1)])
+    assert await query_store(store_url, "SELECT id, content_hash FROM articles") == [{"id": "a_0001", "content_hash": "h_edit"}]
+    assert await query_store(store_url, "SELECT id, content_hash FROM ticker_items") == [{"id": "t_0001", "content_hash": "h_edit"}]
+    # Fetched at the same instant: the greater content hash wins, whatever the order.
+    twin = events.article(1, body="نص آخر", content_hash="h_zzz", fetched_at=later)
+    await store.upsert([twin, new_article])
+    assert (await query_store(store_url, "SELECT content_hash FROM articles"))[0]["content_hash"] == "h_zzz"
 
 
 async def test_event_column_keeps_the_whole_event(store: Store, store_url: str, events, query_store) -> None:

@@ -5,7 +5,9 @@ Both stores share one table layout (``articles``, ``ticker_items``,
 querying, plus the whole event as JSON in ``event`` so nothing is lost when
 the models grow. Every write is an upsert keyed by the event id, so
 re-delivering a batch (the sink commits Kafka offsets only after a write)
-leaves the tables unchanged. The SQL of both backends is generated from
+leaves the tables unchanged, and guarded by the event's version
+(:data:`VERSION_COLUMNS`), so an older version arriving late never replaces
+a newer one. The SQL of both backends is generated from
 :data:`COLUMNS` here, so they cannot drift apart.
 """
 
@@ -62,7 +64,8 @@ class Store(Protocol):
     async def upsert(self, batch: Sequence[StoredEvent]) -> None:
         """Insert or update every event by id in one transaction, durable on return.
 
-        When an id occurs more than once in the batch, the last occurrence wins.
+        A row is replaced only by a version at least as new (:data:`VERSION_COLUMNS`);
+        among equal versions in one batch the last occurrence wins.
         """
         ...
 
@@ -104,6 +107,19 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "id", "revision", "headline", "member_count", "first_seen", "last_seen", "sources", "event", "stored_at",
     ),
 }
+# The version of a row, compared as a tuple: an older version never replaces a
+# newer one, in a batch or in the table, whatever order they arrive in. Versions
+# of an edited article (same id, new content hash) travel through different
+# by-content partitions and reach the enriched topics in any order. An item's
+# version is its raw fetch time; then its content hash, so that two versions
+# fetched at the same instant have a fixed winner; then its processing time (the
+# same version enriched again). A story's is its revision.
+VERSION_COLUMNS: dict[str, tuple[str, ...]] = {
+    ARTICLES: ("fetched_at", "content_hash", "processed_at"),
+    TICKER_ITEMS: ("fetched_at", "content_hash", "processed_at"),
+    STORIES: ("revision",),
+}
+
 # Columns added after a table's first release, in order (migrate() adds them to older databases).
 ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
     ARTICLES: ("duplicate_kind", "duplicate_similarity", "story_id"),
@@ -242,7 +258,7 @@ def _row(event: StoredEvent, stored_at: datetime) -> tuple[str, tuple[Any, ...]]
 
 
 def rows_by_table(batch: Iterable[StoredEvent], *, stored_at: datetime | None = None) -> dict[str, list[tuple[Any, ...]]]:
-    """Group a batch into rows per table, keeping the last event of each id.
+    """Group a batch into rows per table, keeping the newest version of each id (the last of equal ones).
 
     Deduplicating here matters for PostgreSQL: one ``INSERT ... ON CONFLICT``
     statement may not touch the same row twice, and the batch must be one
@@ -261,10 +277,17 @@ def rows_by_table(batch: Iterable[StoredEvent], *, stored_at: datetime | None = 
             # A key is never rewritten: the row could not be found under its own id.
             raise DataError(f"the id {row[0]!r} holds a NUL character", reason="invalid_id")
         row = (row[0], *(_strip_nul(v) for v in row[1:]))
+        held = latest[table].get(row[0])
+        if held is not None and _version(table, held) > _version(table, row):
+            continue  # an older version delivered after a newer one
         # pop first so that a repeated id moves to its latest position in the batch
         latest[table].pop(row[0], None)
         latest[table][row[0]] = row
     return {t: list(rows.values()) for t, rows in latest.items() if rows}
+
+
+def _version(table: str, row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(row[COLUMNS[table].index(column)] for column in VERSION_COLUMNS.get(table, ()))
 
 
 def _strip_nul(value: Any) -> Any:
@@ -283,9 +306,14 @@ def upsert_sql(table: str, placeholders: Sequence[str], dialect: str) -> str:
     distinct = "IS DISTINCT FROM" if dialect == "postgresql" else "IS NOT"
     updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:])
     # The WHERE clause turns a re-delivered, unchanged event into a no-op (no
-    # new row version, stored_at kept); a changed event (same id) is updated.
-    # A story only moves forward: an older revision delivered late is ignored.
-    newer = f" AND {table}.revision <= excluded.revision" if table == STORIES else ""
+    # new row version, stored_at kept); a changed event (same id) is updated,
+    # unless it is an older version delivered late (row values compare as
+    # tuples in both databases; SQLite's timestamps are UTC ISO text, which
+    # sorts as time does).
+    newer = ""
+    if version := VERSION_COLUMNS.get(table):
+        held, incoming = (", ".join(f"{side}.{c}" for c in version) for side in (table, "excluded"))
+        newer = f" AND ({held}) <= ({incoming})"
     return (
         f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(placeholders)}) "
         f"ON CONFLICT (id) DO UPDATE SET {updates} WHERE {table}.event {distinct} excluded.event{newer}"
