@@ -51,3 +51,12 @@ def test_an_item_bigger_than_an_envelope_is_refused_alone() -> None:
     else:
         raise AssertionError("an oversize item was accepted")
     assert [i.item_id for _, e in builder.drain() for i in read_envelope(e)] == ["t_1"]
+
+
+def test_the_header_carries_the_event_time_and_an_older_workers_header_still_reads() -> None:
+    builder = EnvelopeBuilder()
+    builder.add(0, "article:aa", "a_1", "article", b"{}", event_time=1_551_427_200.0)
+    (item,) = read_envelope(next(builder.drain())[1])
+    assert isinstance(item, EnvelopeItem) and item.event_time == 1_551_427_200.0
+    (old,) = read_envelope(b'["article:aa", "a_1", "article"]\t{}')  # written before the header grew
+    assert isinstance(old, EnvelopeItem) and (old.item_id, old.event_time) == ("a_1", None)

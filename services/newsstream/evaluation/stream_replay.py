@@ -111,7 +111,8 @@ class Pipeline:
 
     def expire(self, now: float) -> None:
         """What the worker's timers do: forget everything past its window."""
-        for key, _partition in list(expired_keys(self.exact, now, self.config.exact_window_s, range(self.config.partitions))):
+        every_partition = dict.fromkeys(range(self.config.partitions), now)
+        for key, _partition in list(expired_keys(self.exact, every_partition, self.config.exact_window_s)):
             del self.exact[key]
         self.placement.expire(now)
 

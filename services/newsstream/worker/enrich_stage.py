@@ -13,6 +13,7 @@ from typing import Any
 
 from newsstream.contract import wire
 from newsstream.dedup.exact import dedup_key, partition_for
+from newsstream.dedup.placement import event_time
 from newsstream.enrich.item import enrich
 from newsstream.platform import metrics
 from newsstream.worker.delivery import SERVICE, Output
@@ -39,7 +40,7 @@ class EnrichStage:
                 content_key = dedup_key(enriched)
                 envelopes.add(
                     partition_for(content_key, self.partitions),
-                    content_key, enriched.id, enriched.kind, wire.dumps(enriched),
+                    content_key, enriched.id, enriched.kind, wire.dumps(enriched), event_time=event_time(enriched.raw),
                 )
             except Exception as exc:  # bad input must never stop the worker
                 key = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else None

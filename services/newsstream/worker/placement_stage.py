@@ -25,10 +25,9 @@ from newsstream.platform.settings import Settings
 from newsstream.worker.changelog import ChangelogTail, ChangelogWrites
 from newsstream.worker.delivery import SERVICE, Output
 from newsstream.worker.envelope import EnvelopeItem, read_envelope
+from newsstream.worker.stream_time import advanced
 
 log = logging.getLogger(__name__)
-
-MAX_STREAM_TIME_AHEAD_S = 24 * 3600.0
 
 
 class PlacementStage:
@@ -41,8 +40,7 @@ class PlacementStage:
         self.state = {name: ChangelogWrites(lambda t=table: t.data) for name, table in tables.items()}
         self.near_bands: dict[str, Any] = {}  # derived from near_items: rebuilt, not changelogged
         self.placement = Placement(PlacementConfig.from_settings(settings), {"near_bands": self.near_bands, **self.state})
-        # Windows run on event time; "now" for expiry is the latest event time seen
-        # (stream time, as in Kafka Streams), so an archive replay keeps its state.
+        # "now" for expiry (see newsstream.worker.stream_time).
         self.stream_time = 0.0
         self.lock = asyncio.Lock()  # the expiry timer mutates the same state
 
@@ -109,7 +107,7 @@ class PlacementStage:
                           extra={"item_id": enriched.id, "error_type": type(exc).__name__})
             await self.emit(enriched, None)
             return
-        self.stream_time = max(self.stream_time, self._bounded_by_wall_clock(event_time(enriched.raw)))
+        self.stream_time = advanced(self.stream_time, event_time(enriched.raw))
         story_event = placed.story.event
         if story_event is None:
             # Seen before (re-delivered after a restart): publish the story's
@@ -121,16 +119,6 @@ class PlacementStage:
         else:
             metrics.STORY_EVENTS.labels(story_event.event).inc()
         await self.emit(placed.enriched, story_event)
-
-    @staticmethod
-    def _bounded_by_wall_clock(at: float) -> float:
-        """Stream time never runs ahead of the wall clock by more than a day: one record
-        dated 2099 would otherwise expire every window at the next timer tick."""
-        limit = time.time() + MAX_STREAM_TIME_AHEAD_S
-        if at > limit:
-            metrics.EVENT_TIME_CLAMPED.inc()
-            return limit
-        return at
 
     def owns_state(self, assigned_actives: Any) -> bool:
         changelog = self.tables["stories"].changelog_topic.get_topic_name()
