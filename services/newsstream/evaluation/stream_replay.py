@@ -40,6 +40,7 @@ from newsstream.dedup.exact import (
 from newsstream.dedup.neardup import NearDupConfig, NearVerdict
 from newsstream.dedup.placement import (
     STATE_TABLES,
+    Expired,
     Placement,
     PlacementConfig,
     event_time,
@@ -109,12 +110,12 @@ class Pipeline:
             mapping.update(snapshot[name])
         return pipeline
 
-    def expire(self, now: float) -> None:
+    def expire(self, now: float) -> Expired:
         """What the worker's timers do: forget everything past its window."""
         every_partition = dict.fromkeys(range(self.config.partitions), now)
         for key, _partition in list(expired_keys(self.exact, every_partition, self.config.exact_window_s)):
             del self.exact[key]
-        self.placement.expire(now)
+        return self.placement.expire(now)
 
 
 def _article_from_record(record: dict[str, Any]) -> RawArticle:

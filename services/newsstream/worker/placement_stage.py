@@ -125,13 +125,23 @@ class PlacementStage:
         return any(tp.topic == changelog for tp in assigned_actives)
 
     async def expire(self) -> int:
-        """Forget near-dup entries, threads and stories past their windows (in stream time)."""
+        """Forget near-dup entries, threads and stories past their windows (in stream time).
+
+        A forgotten story is tombstoned on the compacted stories topic (key:
+        story id, no value), so a consumer rebuilding from the topic gets the
+        live stories only. The tombstones go before the state's changelog
+        records: a crash in between leaves the story in the recovered state,
+        and the next expiry sends them again.
+        """
         if not self.stream_time:
             return 0
         async with self.lock:  # one writer: its changelog records stay in order
-            removed = self.placement.expire(self.stream_time)
+            expired = self.placement.expire(self.stream_time)
+            for story_id in expired.stories:
+                await self.output.send(topics.STORIES, story_id.encode(), None)
             await self.flush_state()
+        metrics.STORY_EVENTS.labels("expired").inc(len(expired.stories))
         for name, table in self.tables.items():
             metrics.PLACEMENT_STATE_KEYS.labels(name).set(len(table.data))
         metrics.PLACEMENT_STATE_KEYS.labels("near_bands").set(len(self.near_bands))
-        return removed
+        return expired.keys

@@ -17,7 +17,9 @@ import base64
 import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Any, NamedTuple, Protocol, Self, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
 
 from newsstream.contract.models import (
     DeadLetter,
@@ -43,7 +45,22 @@ from newsstream.sink.stores.tables import (
     TICKER_ITEMS,
 )
 
-StoredEvent = EnrichedArticle | EnrichedTickerItem | DeadLetter | StoryEvent
+
+class StoryTombstone(BaseModel):
+    """A tombstone on ``news.stories.v1`` (key: story id, no value): stage 3 forgot the story.
+
+    The store keeps the story's row and marks it expired (``expired_at``): the
+    compacted topic carries the live stories, the table their history too,
+    and the items keep their ``story_id``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    story_id: str
+    expired_at: datetime
+
+
+StoredEvent = EnrichedArticle | EnrichedTickerItem | DeadLetter | StoryEvent | StoryTombstone
 
 
 @runtime_checkable
@@ -102,9 +119,11 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "id", "stage", "reason", "error", "source_topic", "source_partition", "source_offset", "input_ref",
         "payload", "payload_encoding", "failed_at", "event", "stored_at",
     ),
-    # One row per story (id = story id): its latest state from news.stories.v1.
+    # One row per story (id = story id): its latest state from news.stories.v1;
+    # expired_at is set when the topic tombstones it (the story is no longer live).
     STORIES: (
         "id", "revision", "headline", "member_count", "first_seen", "last_seen", "sources", "event", "stored_at",
+        "expired_at",
     ),
 }
 # The version of a row, compared as a tuple: an older version never replaces a
@@ -124,6 +143,7 @@ VERSION_COLUMNS: dict[str, tuple[str, ...]] = {
 ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
     ARTICLES: ("duplicate_kind", "duplicate_similarity", "story_id"),
     TICKER_ITEMS: ("duplicate_kind", "duplicate_similarity", "stream_thread_id", "story_id"),
+    STORIES: ("expired_at",),
 }
 
 # Column -> SQL type; "TS" becomes TIMESTAMPTZ in PostgreSQL and ISO 8601 TEXT in
@@ -145,6 +165,7 @@ _TYPES: dict[str, str] = {
     "fetched_at": "TS",
     "processed_at": "TS",
     "failed_at": "TS",
+    "expired_at": "TS",
     "stored_at": "TS NOT NULL",
     "event": "JSON NOT NULL",
 }
@@ -171,7 +192,7 @@ def table_for(event: StoredEvent) -> str:
         return TICKER_ITEMS
     if isinstance(event, DeadLetter):
         return DEAD_LETTERS
-    if isinstance(event, StoryEvent):
+    if isinstance(event, (StoryEvent, StoryTombstone)):
         return STORIES
     raise TypeError(f"cannot store {type(event).__name__}")
 
@@ -201,7 +222,7 @@ def is_data_error(exc: BaseException) -> bool:
 
 def row_id(event: StoredEvent) -> str:
     """The primary key of the event's row."""
-    return event.story_id if isinstance(event, StoryEvent) else event.id
+    return event.story_id if isinstance(event, (StoryEvent, StoryTombstone)) else event.id
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -236,7 +257,7 @@ def _row(event: StoredEvent, stored_at: datetime) -> tuple[str, tuple[Any, ...]]
     if isinstance(event, StoryEvent):
         return STORIES, (
             event.story_id, event.revision, event.headline, event.member_count, _utc(event.first_seen),
-            _utc(event.last_seen), event.sources, event_json, stored_at,
+            _utc(event.last_seen), event.sources, event_json, stored_at, None,
         )
     e = event.enrichment
     if isinstance(event, EnrichedArticle):
@@ -290,6 +311,38 @@ def _version(table: str, row: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(row[COLUMNS[table].index(column)] for column in VERSION_COLUMNS.get(table, ()))
 
 
+class Writes(NamedTuple):
+    """A batch as a store writes it, in one transaction: the upserts, then the stories to mark expired."""
+
+    rows: dict[str, list[tuple[Any, ...]]]  # see rows_by_table
+    expired_stories: list[tuple[datetime, str]]  # (expired_at, story id): EXPIRE_STORY_SQL's parameters
+
+
+def writes_for(batch: Sequence[StoredEvent]) -> Writes:
+    """Split a batch into upserts and story expiries, in the order the topic gave them.
+
+    A tombstone after a story's events in the batch marks the row those events
+    wrote; a story event after its tombstone (the story founded again, say by a
+    replayed archive) cancels it, and its upsert clears ``expired_at``.
+    """
+    tombstones: dict[str, StoryTombstone] = {}
+    events: list[StoredEvent] = []
+    for event in batch:
+        if isinstance(event, StoryTombstone):
+            tombstones[event.story_id] = event
+            continue
+        if isinstance(event, StoryEvent):
+            tombstones.pop(event.story_id, None)
+        events.append(event)
+    expired = [(_utc(t.expired_at), t.story_id) for t in tombstones.values()]
+    return Writes(rows_by_table(events) if events else {}, expired)
+
+
+def expire_story_sql(placeholders: Sequence[str]) -> str:
+    """Mark a story expired (parameters: expired_at, id); the first tombstone's time is kept."""
+    return f"UPDATE {STORIES} SET expired_at = {placeholders[0]} WHERE id = {placeholders[1]} AND expired_at IS NULL"
+
+
 def _strip_nul(value: Any) -> Any:
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd") if "\x00" in value else value
@@ -313,7 +366,13 @@ def upsert_sql(table: str, placeholders: Sequence[str], dialect: str) -> str:
     newer = ""
     if version := VERSION_COLUMNS.get(table):
         held, incoming = (", ".join(f"{side}.{c}" for c in version) for side in (table, "excluded"))
-        newer = f" AND ({held}) <= ({incoming})"
+        newer = f"({held}) <= ({incoming})"
+        if table == STORIES:
+            # An expired story's id comes back only when the story is founded again
+            # (its founder replayed after the TTL): the new story replaces the old row
+            # whatever its revision, and the update clears expired_at.
+            newer = f"({STORIES}.expired_at IS NOT NULL OR {newer})"
+        newer = f" AND {newer}"
     return (
         f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(placeholders)}) "
         f"ON CONFLICT (id) DO UPDATE SET {updates} WHERE {table}.event {distinct} excluded.event{newer}"
