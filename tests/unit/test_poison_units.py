@@ -32,7 +32,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 def test_a_dead_letter_always_fits_and_says_what_it_cut() -> None:
     for payload in (b'"' * 450_000, "\x01" * 400_000, bytes(range(256)) * 4000):
-        letter = wire.dead_letter(payload, stage="worker", reason="r", error="e" * 10_000, source_topic="t",
+        letter = wire.dead_letter(payload, stage="worker", reason="too_large", error="e" * 10_000, source_topic="t",
                                   source_partition=0, source_offset=1)
         assert len(wire.dumps(letter)) < 400_000
         assert letter.payload_truncated and letter.payload_bytes == len(payload if isinstance(payload, bytes) else payload.encode())

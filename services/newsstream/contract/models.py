@@ -20,6 +20,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
+from newsstream.contract.reasons import DeadLetterReason
+
 SCHEMA_VERSION = 1
 
 # C0 control characters other than tab, newline and carriage return, and DEL:
@@ -223,7 +225,7 @@ class DeadLetter(_Event):
     kind: Literal["dead_letter"] = "dead_letter"
     id: str = Field(description="Stable id of this dead letter (hash of stage and payload).")
     stage: str = Field(description="Where it failed: 'ingest', 'worker', 'sink'.")
-    reason: str = Field(description="Short machine-readable reason, e.g. 'invalid_json', 'validation_error'.")
+    reason: DeadLetterReason = Field(description="Machine-readable reason: one of a closed set of codes (newsstream.contract.reasons).")
     error: str = Field(description="Human-readable detail.")
     source_topic: str | None = None
     source_partition: int | None = None

@@ -12,6 +12,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from newsstream.contract.ids import stable_hash
 from newsstream.contract.models import DeadLetter, EnrichedEvent, RawEvent, StoryEvent
+from newsstream.contract.reasons import DEAD_LETTER_REASONS
 from newsstream.errors import DataError
 
 M = TypeVar("M", bound=BaseModel)
@@ -66,7 +67,7 @@ def utcnow() -> datetime:
 
 
 def describe_error(exc: BaseException) -> tuple[str, str]:
-    """(reason, detail) for a dead letter: a short stable reason and readable detail."""
+    """(reason, detail) for a dead letter: a code of ``DEAD_LETTER_REASONS`` and readable detail."""
     if isinstance(exc, orjson.JSONDecodeError):
         return "invalid_json", str(exc)
     if isinstance(exc, ValidationError):
@@ -77,6 +78,8 @@ def describe_error(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, UnicodeDecodeError):
         return "invalid_encoding", str(exc)
     if isinstance(exc, DataError):
+        if exc.reason not in DEAD_LETTER_REASONS:  # a bug: the dead letter must still be written
+            return "processing_error", f"unknown reason code {exc.reason!r}: {exc}"
         return exc.reason, str(exc)
     return "processing_error", f"{type(exc).__name__}: {exc}"
 
