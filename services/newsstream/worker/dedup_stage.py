@@ -77,10 +77,11 @@ class DedupStage:
                     if verdict.first_id is not None:
                         value = wire.dumps(exact.mark_duplicate(wire.loads_enriched(value), verdict.first_id))
                     if self.placement_topic is not None:
-                        to_placement.add(0, item.content_key, item.item_id, item.kind, value, event_time=at)
+                        to_placement.add(0, item.content_key, item.item_id, item.kind, value, event_time=at,
+                                         origin=item.origin)
                         continue
                 except Exception as exc:
-                    await self.output.dead_letter(msg.topic, msg.partition, msg.offset, item.line, exc, item.item_id)
+                    await self.output.item_dead_letter(msg, item, exc)
                     continue
                 await self.output.send(out_topic, item.item_id.encode(), value)
                 metrics.ITEMS_OUT.labels(SERVICE, out_topic).inc()

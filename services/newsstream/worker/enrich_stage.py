@@ -17,7 +17,7 @@ from newsstream.dedup.placement import event_time
 from newsstream.enrich.item import enrich
 from newsstream.platform import metrics
 from newsstream.worker.delivery import SERVICE, Output
-from newsstream.worker.envelope import EnvelopeBuilder
+from newsstream.worker.envelope import EnvelopeBuilder, Origin
 
 
 class EnrichStage:
@@ -41,6 +41,7 @@ class EnrichStage:
                 envelopes.add(
                     partition_for(content_key, self.partitions),
                     content_key, enriched.id, enriched.kind, wire.dumps(enriched), event_time=event_time(enriched.raw),
+                    origin=Origin(msg.topic, msg.partition, msg.offset),
                 )
             except Exception as exc:  # bad input must never stop the worker
                 key = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else None

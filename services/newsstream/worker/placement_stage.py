@@ -82,13 +82,14 @@ class PlacementStage:
         for event in events:
             msg = event.message
             for item in read_envelope(msg.value):
+                if not isinstance(item, EnvelopeItem):
+                    line, exc = item
+                    await self.output.dead_letter(msg.topic, msg.partition, msg.offset, line, exc)
+                    continue
                 try:
-                    if not isinstance(item, EnvelopeItem):
-                        raise item[1]
                     items.append(wire.loads_enriched(item.value))
                 except Exception as exc:
-                    line = item.line if isinstance(item, EnvelopeItem) else item[0]
-                    await self.output.dead_letter(msg.topic, msg.partition, msg.offset, line, exc)
+                    await self.output.item_dead_letter(msg, item, exc)
         # Event-time order within a batch: the earlier of two copies that
         # arrive together is the original, whatever partition each came from.
         items.sort(key=lambda e: (event_time(e.raw), e.id))
