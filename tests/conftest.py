@@ -151,7 +151,8 @@ class EventFactory:
         )
         return Enrichment(**{**fields, **overrides})
 
-    def article(self, n: int, *, title: str | None = None, body: str | None = None, **enrichment: Any) -> EnrichedArticle:
+    def article(self, n: int, *, title: str | None = None, body: str | None = None, fetched_at: datetime | None = None,
+                **enrichment: Any) -> EnrichedArticle:
         body = body if body is not None else f"نص الخبر رقم {n} عن الاجتماع الوزاري"
         raw = RawArticle(
             id=f"a_{n:04d}",
@@ -160,11 +161,12 @@ class EventFactory:
             title=title if title is not None else f"عنوان {n}",
             body=body,
             published_at=self.T0,
-            fetched_at=self.T0 + timedelta(minutes=1),
+            fetched_at=fetched_at or self.T0 + timedelta(minutes=1),
         )
         return EnrichedArticle(id=raw.id, raw=raw, enrichment=self._enrichment(body, n, **enrichment))
 
-    def ticker(self, n: int, *, thread_id: str = "th_1", text: str | None = None, **enrichment: Any) -> EnrichedTickerItem:
+    def ticker(self, n: int, *, thread_id: str = "th_1", text: str | None = None, fetched_at: datetime | None = None,
+               **enrichment: Any) -> EnrichedTickerItem:
         text = text if text is not None else f"وزير الخارجية: نرحب بالاتفاق رقم {n}"
         raw = RawTickerItem(
             id=f"t_{n:04d}",
@@ -175,7 +177,7 @@ class EventFactory:
             attribution="الخارجية التركية",
             continues_previous=n > 1,
             thread_id=thread_id,
-            fetched_at=self.T0 + timedelta(minutes=1),
+            fetched_at=fetched_at or self.T0 + timedelta(minutes=1),
         )
         return EnrichedTickerItem(id=raw.id, raw=raw, enrichment=self._enrichment(text, 1000 + n, **enrichment))
 

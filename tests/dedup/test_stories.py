@@ -149,8 +149,10 @@ def test_expiry_forgets_silent_stories_and_their_index() -> None:
     pipeline = Pipeline(PipelineConfig(embeddings=False, stories=StoryConfig(window_s=1800)))  # kept 1.5 h
     for raw in stream():
         pipeline.process(raw)
-    pipeline.expire((T0 + timedelta(hours=10)).timestamp())  # past the stories ttl only
+    live = {story["story_id"] for story in pipeline.stories.stories()}
+    expired = pipeline.expire((T0 + timedelta(hours=10)).timestamp())  # past the stories ttl only
     assert not [k for k in pipeline.stories.state if k.startswith(("s:", "w:", "i:", "h:", "d:"))]
+    assert sorted(expired.stories) == sorted(live) and expired.keys > len(live)  # each story's end, to announce
     assert pipeline.near.items  # the near-dup window (48 h) is not over
     pipeline.expire((T0 + timedelta(hours=100)).timestamp())
     assert not pipeline.near.items and not pipeline.near.bands and not pipeline.near.common and not pipeline.threads.state

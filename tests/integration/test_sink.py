@@ -13,6 +13,7 @@ import base64
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -22,6 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import REGISTRY
 
 from newsstream.contract import topics
+from newsstream.contract.models import StoryEvent, StoryMember
 from newsstream.contract.wire import dumps
 from newsstream.platform.broker import free_port
 from newsstream.platform.kafka import ensure_topics, start_producer
@@ -55,8 +57,8 @@ async def wait_until(check: Callable[[], Awaitable[bool]], what: str, *tasks: as
         await asyncio.sleep(0.1)
 
 
-async def produce(settings: Settings, messages: Iterable[tuple[str, bytes, bytes]]) -> dict[TopicPartition, int]:
-    """Send (topic, key, value) messages; returns the offset after the last one per partition."""
+async def produce(settings: Settings, messages: Iterable[tuple[str, bytes, bytes | None]]) -> dict[TopicPartition, int]:
+    """Send (topic, key, value) messages (a value None is a tombstone); returns the offset after the last one per partition."""
     producer = await start_producer(settings)
     try:
         ends: dict[TopicPartition, int] = {}
@@ -265,3 +267,68 @@ async def test_a_row_the_store_rejects_becomes_a_dead_letter_and_the_rest_is_sto
     assert '"POISON"' in letter["payload"]  # the whole event, to replay once the cause is fixed
     stored = {r["id"] for r in await query_store(store_url, "SELECT id FROM articles")}
     assert stored == {e.id for e in enriched}
+
+
+async def test_the_newest_version_of_an_item_is_kept_whatever_order_its_versions_arrive_in(
+    fast_settings: Settings, store_url: str, events, query_store
+) -> None:
+    """An edited article keeps its id but not its content hash: its versions reach the enriched
+    topic through different by-content partitions, in any order. Before: the last one written won."""
+    settings = fast_settings.model_copy(update={"store_url": store_url, "sink_group_id": f"sink-{uuid.uuid4().hex[:8]}"})
+    edited_at = events.T0 + timedelta(hours=2)
+    newer = [events.article(1, body="النص بعد التعديل", content_hash="h_edit", fetched_at=edited_at),
+             events.ticker(1, text="النص بعد التعديل", content_hash="h_edit", fetched_at=edited_at)]
+    older = [events.article(1), events.ticker(1)]
+
+    def messages(batch: list[Any]) -> list[tuple[str, bytes, bytes]]:
+        return [(topics.ENRICHED_TOPIC_BY_KIND[e.kind], e.id.encode(), dumps(e)) for e in batch]
+
+    async def stored_hashes() -> dict[str, str]:
+        rows = [*await query_store(store_url, "SELECT id, content_hash FROM articles"),
+                *await query_store(store_url, "SELECT id, content_hash FROM ticker_items")]
+        return {r["id"]: r["content_hash"] for r in rows}
+
+    await ensure_topics(settings)
+    async with open_store(store_url) as store:
+        await store.migrate()
+        # The article's versions newest first, both there before the sink starts (one batch, as a rule);
+        # the ticker line's newest version alone first.
+        ends = await produce(settings, messages([newer[0], older[0], newer[1]]))
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_sink(settings, stop=stop))
+        await wait_until(committed_at_least(settings, ends), "both versions and the newer ticker line", task)
+        stored_at = await query_store(store_url, "SELECT stored_at FROM ticker_items")
+        # The ticker line's older version arrives in a batch of its own, then the newer one again.
+        ends = await produce(settings, messages([older[1], newer[1]]))
+        await wait_until(committed_at_least(settings, ends), "the late older version", task)
+        await stop_sink(stop, task)
+    assert await stored_hashes() == {"a_0001": "h_edit", "t_0001": "h_edit"}
+    # Re-delivery of the stored version stays a no-op: the row is not rewritten.
+    assert await query_store(store_url, "SELECT stored_at FROM ticker_items") == stored_at
+
+
+async def test_a_story_tombstone_marks_the_story_expired_and_is_no_dead_letter(
+    fast_settings: Settings, store_url: str, query_store
+) -> None:
+    """Stage 3 tombstones a story it forgets. Before: the sink decoded the empty value and dead-lettered it."""
+    settings = fast_settings.model_copy(update={"store_url": store_url, "sink_group_id": f"sink-{uuid.uuid4().hex[:8]}"})
+    at = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+    member = StoryMember(id="a_1", kind="article", source="s", at=at, similarity=1.0, joined_by="founder")
+
+    def story(story_id: str) -> StoryEvent:
+        return StoryEvent(story_id=story_id, event="created", revision=1, headline=story_id, first_seen=at,
+                          last_seen=at, member_count=1, members=[member], sources=["s"], trigger_id="a_1")
+
+    await ensure_topics(settings)
+    async with open_store(store_url) as store:
+        await store.migrate()
+        ends = await produce(settings, [(topics.STORIES, b"st_gone", dumps(story("st_gone"))),
+                                        (topics.STORIES, b"st_live", dumps(story("st_live"))),
+                                        (topics.STORIES, b"st_gone", None)])
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_sink(settings, stop=stop))
+        await wait_until(committed_at_least(settings, ends), "the story events and the tombstone", task)
+        await stop_sink(stop, task)
+        assert (await store.summary()).dead_letters == 0
+    rows = await query_store(store_url, "SELECT id, expired_at FROM stories ORDER BY id")
+    assert [(r["id"], r["expired_at"] is not None) for r in rows] == [("st_gone", True), ("st_live", False)]

@@ -54,8 +54,8 @@ pytestmark = pytest.mark.integration
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
 
 
-def _article(id_: str, source: str, minutes: int, title: str, body: str) -> bytes:
-    at = (T0 + timedelta(minutes=minutes)).isoformat()
+def _article(id_: str, source: str, minutes: int, title: str, body: str, start: datetime = T0) -> bytes:
+    at = (start + timedelta(minutes=minutes)).isoformat()
     return orjson.dumps({"kind": "article", "id": id_, "source": source, "url": f"https://{source}.example/{id_}",
                          "title": title, "body": body, "published_at": at})
 
@@ -92,12 +92,12 @@ ALL_IDS = [orjson.loads(line)["id"] for wave in WAVES for line in wave]
 Placement = dict[str, tuple[str | None, str | None, str | None, str]]  # id -> (duplicate_of, kind, thread, story)
 
 
-def _expected() -> Placement:
+def _expected(waves: list[list[bytes]] = WAVES) -> Placement:
     """What the offline replay (the worker's functions, in the same order) decides."""
     pipeline = Pipeline()
     out: Placement = {}
     now = datetime.now(UTC)
-    for wave in WAVES:
+    for wave in waves:
         for line in sorted(wave, key=lambda l: orjson.loads(l)["published_at"]):
             e = pipeline.process(event_from_json_line(line, now)).enriched
             en = e.enrichment
@@ -161,7 +161,8 @@ def _settings(bootstrap: str, tmp_path: Path, name: str) -> Settings:
     )
 
 
-async def _run(settings: Settings, tmp_path: Path, workers: int, kill_after_wave: int | None = None) -> Placement:
+async def _run(settings: Settings, tmp_path: Path, workers: int, kill_after_wave: int | None = None,
+               waves: list[list[bytes]] = WAVES) -> Placement:
     dirs = []
     for n in range(workers + 1):
         (tmp_path / f"w{n}").mkdir(parents=True, exist_ok=True)
@@ -171,7 +172,7 @@ async def _run(settings: Settings, tmp_path: Path, workers: int, kill_after_wave
     try:
         await harness.wait_for(lambda: all(harness.ready(w.metrics_port) for w in running), 60, "workers ready",
                                [*running, sink])
-        for n, wave in enumerate(WAVES):
+        for n, wave in enumerate(waves):
             await _send_wave(settings, wave, [*running, sink], settings.store_url, settings.stories_enabled)
             if n == kill_after_wave:
                 # The wave is placed and stored; kill only once the worker has committed it,
@@ -236,3 +237,22 @@ async def test_without_stage_3_items_carry_exact_duplicates_only(broker: Embedde
     assert placed["a3"] == ("a1", "exact", None, None)
     assert all(p == (None, None, None, None) for i, p in placed.items() if i != "a3")  # no near copies, threads, stories
     assert await _story_events(settings) == []
+
+
+# An archive of 2019 replayed today: a wire story, a copy an hour later, and copies two days
+# later, when the 48-hour exact-dedup window has left the first one behind (in event time).
+ARCHIVE_START = datetime(2019, 3, 1, 8, 0, tzinfo=UTC)
+ARCHIVE_WAVES = [
+    [_article(f"x{n}", f"outlet-{n}", minutes, f"عنوان {n}", WIRE_BODY, ARCHIVE_START)]
+    for n, minutes in ((1, 0), (2, 60), (3, 50 * 60), (4, 51 * 60))
+]
+
+
+async def test_an_archive_replay_gets_the_verdicts_of_the_offline_replay(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """Before: stage 2 judged exact copies on the wall clock, so x3 and x4 were copies of x1."""
+    settings = _settings(broker.bootstrap, tmp_path, "archive")
+    placed = await _run(settings, tmp_path, workers=1, waves=ARCHIVE_WAVES)
+    expected = _expected(ARCHIVE_WAVES)
+    assert placed == expected
+    assert [placed[i][:2] for i in ("x1", "x2", "x3", "x4")] == [(None, None), ("x1", "exact"), (None, None),
+                                                                  ("x3", "exact")]

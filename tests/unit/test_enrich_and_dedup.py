@@ -80,6 +80,9 @@ def test_an_entry_older_than_the_window_is_forgotten() -> None:
     assert verdict.first_id is None and claimed == dedup.FirstSeen("a_9", 161.0, 0)
 
 
-def test_expiry_lists_only_old_keys_on_owned_partitions() -> None:
-    state: dict[str, object] = {"old0": ["a", 10.0, 0], "old1": ["b", 10.0, 1], "new0": ["c", 95.0, 0]}
-    assert list(dedup.expired_keys(state, now=100.0, ttl_s=60, partitions=[0])) == [("old0", 0)]
+def test_expiry_lists_only_old_keys_on_owned_partitions_each_on_its_own_stream_time() -> None:
+    state: dict[str, object] = {"old0": ["a", 10.0, 0], "old1": ["b", 10.0, 1], "new0": ["c", 95.0, 0],
+                                "old2": ["d", 10.0, 2]}
+    assert list(dedup.expired_keys(state, stream_time={0: 100.0}, ttl_s=60)) == [("old0", 0)]
+    # Partition 2's stream time is still close to its entry: kept.
+    assert list(dedup.expired_keys(state, stream_time={0: 100.0, 2: 50.0}, ttl_s=60)) == [("old0", 0)]

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from newsstream.dedup.exact import partition_for
-from newsstream.worker.envelope import EnvelopeBuilder, EnvelopeItem, read_envelope
+from newsstream.worker.envelope import EnvelopeBuilder, EnvelopeItem, Origin, read_envelope
 
 
 def test_items_round_trip_per_partition_in_order() -> None:
@@ -51,3 +51,15 @@ def test_an_item_bigger_than_an_envelope_is_refused_alone() -> None:
     else:
         raise AssertionError("an oversize item was accepted")
     assert [i.item_id for _, e in builder.drain() for i in read_envelope(e)] == ["t_1"]
+
+
+def test_the_header_carries_event_time_and_raw_coordinates_and_an_older_workers_header_still_reads() -> None:
+    builder = EnvelopeBuilder()
+    origin = Origin("news.raw.articles.v1", 2, 99)
+    builder.add(0, "article:aa", "a_1", "article", b"{}", event_time=1_551_427_200.0, origin=origin)
+    builder.add(0, "article:bb", "a_2", "article", b"{}")
+    first, second = read_envelope(next(builder.drain())[1])
+    assert isinstance(first, EnvelopeItem) and (first.event_time, first.origin) == (1_551_427_200.0, origin)
+    assert isinstance(second, EnvelopeItem) and (second.event_time, second.origin) == (None, None)
+    (old,) = read_envelope(b'["article:aa", "a_1", "article"]\t{}')  # written before the header grew
+    assert isinstance(old, EnvelopeItem) and (old.item_id, old.event_time, old.origin) == ("a_1", None, None)

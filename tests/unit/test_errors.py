@@ -25,8 +25,8 @@ def test_package_exceptions_sit_in_one_hierarchy() -> None:
 
 
 def test_a_data_error_names_its_dead_letter_reason() -> None:
-    letter = wire.dead_letter_for(b"{}", TickerFormatError("not_a_ticker", "no lines"), stage="ingest")
-    assert letter.reason == "not_a_ticker"
+    letter = wire.dead_letter_for(b"{}", TickerFormatError("bad_shape", "no lines"), stage="ingest")
+    assert letter.reason == "bad_shape"
 
 
 def test_only_driver_data_errors_count_as_bad_data() -> None:
@@ -59,7 +59,7 @@ async def _write_with(store: _Store, tmp_path) -> list[object]:  # type: ignore[
         rejected.append(event)
 
     sink.reject = reject  # type: ignore[method-assign]
-    events = [wire.dead_letter(b"x", stage="test", reason="r", error="e", input_ref=str(i)) for i in range(3)]
+    events = [wire.dead_letter(b"x", stage="test", reason="invalid_json", error="e", input_ref=str(i)) for i in range(3)]
     await sink.write(events)
     return rejected
 

@@ -25,13 +25,14 @@ from newsstream.sink.stores import rows_by_table
 from newsstream.worker import delivery
 from newsstream.worker.envelope import EnvelopeBuilder
 from newsstream.worker.placement_stage import PlacementStage
+from tests.unit.stages import NO_TAIL, RecordingOutput, Table, event
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def test_a_dead_letter_always_fits_and_says_what_it_cut() -> None:
     for payload in (b'"' * 450_000, "\x01" * 400_000, bytes(range(256)) * 4000):
-        letter = wire.dead_letter(payload, stage="worker", reason="r", error="e" * 10_000, source_topic="t",
+        letter = wire.dead_letter(payload, stage="worker", reason="too_large", error="e" * 10_000, source_topic="t",
                                   source_partition=0, source_offset=1)
         assert len(wire.dumps(letter)) < 400_000
         assert letter.payload_truncated and letter.payload_bytes == len(payload if isinstance(payload, bytes) else payload.encode())
@@ -84,35 +85,17 @@ def test_a_key_with_nul_is_refused_by_the_store_never_rewritten(events) -> None:
     assert row[0] == "a_0002" and "a\ufffdb" in row  # the key untouched, the text made storable alike in both stores
 
 
-class _Table:
-    def __init__(self, name: str) -> None:
-        self.name, self.data = name, {}
-        self.changelog_topic = SimpleNamespace(get_topic_name=lambda: f"changelog-{name}")
-
-
-class _Output:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, Any]] = []
-
-    async def send(self, topic: str, key: Any, value: Any, partition: Any = None) -> None:
-        self.sent.append((topic, value))
-
-    async def dead_letter(self, *args: Any) -> None:
-        raise AssertionError(f"unexpected dead letter {args}")
-
-
 def _envelope(events: list[Any]) -> Any:
     builder = EnvelopeBuilder()
     for e in events:
         builder.add(0, f"{e.kind}:{e.enrichment.content_hash}", e.id, e.kind, wire.dumps(e))
-    return [SimpleNamespace(message=SimpleNamespace(value=env, topic="placement", partition=0, offset=0))
-            for _, env in builder.drain()]
+    return [event("placement", 0, 0, env) for _, env in builder.drain()]
 
 
 def test_one_far_future_record_does_not_wipe_stage_3_state() -> None:
     """Before: stream time jumped to 2099 and the next expiry dropped every thread and story."""
-    stage = PlacementStage(Settings(), _Output(), {n: _Table(n) for n in CHANGELOGGED_TABLES},
-                           SimpleNamespace(repair=lambda *a, **k: asyncio.sleep(0, False)))  # type: ignore[arg-type]
+    output = RecordingOutput()
+    stage = PlacementStage(Settings(), output, {n: Table(n) for n in CHANGELOGGED_TABLES}, NO_TAIL)
     lines = [RawTickerItem(id=f"t{n}", source="tv", time="10:00", published_at=NOW - timedelta(minutes=n),
                            text=f"الخارجية التركية تعلن نبأ رقم {n} عن الاتفاق", attribution="الخارجية التركية",
                            thread_id=f"th{n}", fetched_at=NOW) for n in range(4)]
@@ -125,6 +108,7 @@ def test_one_far_future_record_does_not_wipe_stage_3_state() -> None:
     asyncio.run(stage.expire())
     assert len(stage.tables["threads"].data) >= held["threads"] > 0
     assert len(stage.tables["stories"].data) >= held["stories"] > 0
+    assert output.dead_letters() == []
     # And a publication time a day past its own fetch counts from the fetch.
     odd = RawArticle(id="a_x", source="s", body="نص", published_at=NOW + timedelta(days=30), fetched_at=NOW)
     assert event_time(odd) == NOW.timestamp() + 86_400

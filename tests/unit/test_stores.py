@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from newsstream.sink.stores import (
     Store,
     StoreSummary,
     StoreUrlError,
+    StoryTombstone,
     open_store,
     parse_postgres_url,
     redact_url,
@@ -96,6 +98,23 @@ async def test_last_occurrence_wins_within_a_batch_and_across_batches(store: Sto
     rows = await query_store(store_url, "SELECT id, title, duplicate_of FROM articles")
     assert rows == [{"id": "a_0001", "title": "edited", "duplicate_of": "a_0000"}]
     assert (await store.summary()).duplicates == 1
+
+
+async def test_an_older_version_never_replaces_a_newer_one(store: Store, store_url: str, events, query_store) -> None:
+    """Versions of one id (an edited article: same id, new content hash) may arrive in any order."""
+    later = events.T0 + timedelta(minutes=30)  # the factory's events are fetched at T0 + 1 min
+    new_article = events.article(1, body="النص بعد التعديل", content_hash="h_edit", fetched_at=later)
+    new_ticker = events.ticker(1, text="النص بعد التعديل", content_hash="h_edit", fetched_at=later)
+    # Newest first, in one batch and across batches.
+    await store.upsert([new_article, events.article(1)])
+    await store.upsert([new_ticker])
+    await store.upsert([events.ticker(1)])
+    assert await query_store(store_url, "SELECT id, content_hash FROM articles") == [{"id": "a_0001", "content_hash": "h_edit"}]
+    assert await query_store(store_url, "SELECT id, content_hash FROM ticker_items") == [{"id": "t_0001", "content_hash": "h_edit"}]
+    # Fetched at the same instant: the greater content hash wins, whatever the order.
+    twin = events.article(1, body="نص آخر", content_hash="h_zzz", fetched_at=later)
+    await store.upsert([twin, new_article])
+    assert (await query_store(store_url, "SELECT content_hash FROM articles"))[0]["content_hash"] == "h_zzz"
 
 
 async def test_event_column_keeps_the_whole_event(store: Store, store_url: str, events, query_store) -> None:
@@ -196,6 +215,29 @@ async def test_a_story_row_only_moves_forward(store: Store, store_url: str, quer
     assert [(s.story_id, s.member_count, s.sources) for s in await store.stories()] == [("st_1", 3, ["s0", "s1"])]
 
 
+async def test_a_story_tombstone_marks_the_row_expired_and_a_story_founded_again_replaces_it(
+    store: Store, store_url: str, query_store
+) -> None:
+    first_tombstone = StoryTombstone(story_id="st_1", expired_at=datetime(2026, 11, 28, tzinfo=UTC))
+    await store.upsert([_story("st_1", 3, "third"), _story("st_2", 1, "live")])
+    await store.upsert([first_tombstone])
+    await store.upsert([first_tombstone.model_copy(update={"expired_at": datetime(2026, 11, 29, tzinfo=UTC)})])
+    # In one batch, in topic order: created then gone; gone then founded again.
+    await store.upsert([_story("st_3", 1, "brief"), StoryTombstone(story_id="st_3", expired_at=first_tombstone.expired_at),
+                        StoryTombstone(story_id="st_4", expired_at=first_tombstone.expired_at), _story("st_4", 1, "back")])
+    sql = "SELECT id, revision, headline, expired_at FROM stories ORDER BY id"
+    rows = await query_store(store_url, sql)
+    assert {r["id"]: r["expired_at"] is not None for r in rows} == {"st_1": True, "st_2": False, "st_3": True,
+                                                                     "st_4": False}
+    assert (rows[0]["revision"], rows[0]["headline"]) == (3, "third")  # the story's last state is kept
+    assert str(rows[0]["expired_at"]).startswith("2026-11-28")  # a re-delivered tombstone changes nothing
+    # Its founder replayed after the TTL founds the story again, revision 1: it replaces the expired row.
+    await store.upsert([_story("st_1", 1, "founded again")])
+    rows = await query_store(store_url, sql)
+    assert (rows[0]["revision"], rows[0]["headline"], rows[0]["expired_at"]) == (1, "founded again", None)
+    assert (await store.summary()).stories == 4
+
+
 async def test_migrate_adds_the_new_columns_to_an_older_database(store_url: str, query_store) -> None:
     """A database created before stage 3 (no story_id etc.) is upgraded in place, rows kept."""
     old_table = (
@@ -205,26 +247,30 @@ async def test_migrate_adds_the_new_columns_to_an_older_database(store_url: str,
         " duplicate_of TEXT, fetched_at TEXT, processed_at TEXT, event TEXT NOT NULL, stored_at TEXT NOT NULL)"
     )
     old_row = "INSERT INTO ticker_items (id, event, stored_at) VALUES ('old', '{}', 'x')"
+    # And a stories table from before story tombstones (no expired_at).
+    old_stories = ("CREATE TABLE stories (id TEXT PRIMARY KEY, revision INTEGER, headline TEXT, member_count INTEGER,"
+                   " first_seen TEXT, last_seen TEXT, sources TEXT, event TEXT NOT NULL, stored_at TEXT NOT NULL)")
     if store_url.startswith("sqlite:"):
         import sqlite3
 
         path = Path(store_url.removeprefix("sqlite:///"))
         path.parent.mkdir(parents=True, exist_ok=True)
         with sqlite3.connect(path) as conn:
-            conn.execute(old_table)
-            conn.execute(old_row)
-        columns_sql = "SELECT name FROM pragma_table_info('ticker_items')"
+            for sql in (old_table, old_row, old_stories):
+                conn.execute(sql)
+        columns_sql = "SELECT name FROM pragma_table_info('{table}')"
     else:
         fresh = open_store(store_url)
         await fresh.connect()  # creates the private schema
         await fresh.close()
-        await query_store(store_url, old_table)
-        await query_store(store_url, old_row)
+        for sql in (old_table, old_row, old_stories):
+            await query_store(store_url, sql)
         columns_sql = ("SELECT column_name AS name FROM information_schema.columns"
-                       " WHERE table_schema = current_schema() AND table_name = 'ticker_items'")
+                       " WHERE table_schema = current_schema() AND table_name = '{table}'")
     async with open_store(store_url) as store:
         await store.migrate()
         await store.migrate()  # twice: idempotent
-    cols = {r["name"] for r in await query_store(store_url, columns_sql)}
+    cols = {r["name"] for r in await query_store(store_url, columns_sql.format(table="ticker_items"))}
     assert {"duplicate_kind", "duplicate_similarity", "stream_thread_id", "story_id"} <= cols
+    assert "expired_at" in {r["name"] for r in await query_store(store_url, columns_sql.format(table="stories"))}
     assert (await query_store(store_url, "SELECT id FROM ticker_items")) == [{"id": "old"}]

@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from newsstream.cli import dev, eval, ingest, services
+from newsstream.cli import dev, dlq, eval, ingest, services
 from newsstream.cli.common import DEVELOPMENT, EVALUATION, INPUT, SERVICES
 from newsstream.errors import NewsstreamError, exit_code_for
 
@@ -27,6 +27,7 @@ app.add_typer(ingest.ingest_app, name="ingest", rich_help_panel=SERVICES)
 app.add_typer(services.topics_app, name="topics", rich_help_panel=INPUT)
 app.add_typer(services.schemas_app, name="schemas", rich_help_panel=INPUT)
 app.add_typer(ingest.sources_app, name="sources", rich_help_panel=INPUT)
+app.add_typer(dlq.dlq_app, name="dlq", rich_help_panel=INPUT)
 app.command("fetch", rich_help_panel=INPUT)(ingest.fetch)
 app.add_typer(ingest.parse_app, name="parse", rich_help_panel=INPUT)
 app.command(rich_help_panel=DEVELOPMENT)(dev.broker)

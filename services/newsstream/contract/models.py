@@ -8,6 +8,8 @@ dead letters carry anything that could not be processed, with its reason.
 Changing a field here changes the JSON Schemas in ``schemas/`` (a test fails
 until ``newsstream schemas export`` is run): additive, optional fields are a
 minor change; renaming or removing a field needs a new topic version (``.v2``).
+A test compares the schemas with those of the last release
+(``schemas/released/``, :mod:`newsstream.contract.compat`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from datetime import datetime, timezone
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+from newsstream.contract.reasons import DeadLetterReason
 
 SCHEMA_VERSION = 1
 
@@ -51,9 +55,11 @@ ClockTime = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$
 
 
 class _Event(BaseModel):
-    # Unknown fields are rejected at the edge so that typos in producers show up
-    # as dead letters instead of silently vanishing.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Readers ignore fields they do not know: a newer producer may add optional
+    # fields within a version, and an older reader (a sink during a rolling
+    # upgrade) must go on reading its events. Only the ingest edge refuses unknown
+    # fields, where they are a producer's typos (see wire.validate_raw).
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 class RawArticle(_Event):
@@ -234,7 +240,7 @@ class DeadLetter(_Event):
     kind: Literal["dead_letter"] = "dead_letter"
     id: str = Field(description="Stable id of this dead letter (hash of stage and payload).")
     stage: str = Field(description="Where it failed: 'ingest', 'worker', 'sink'.")
-    reason: str = Field(description="Short machine-readable reason, e.g. 'invalid_json', 'validation_error'.")
+    reason: DeadLetterReason = Field(description="Machine-readable reason: one of a closed set of codes (newsstream.contract.reasons).")
     error: str = Field(description="Human-readable detail.")
     source_topic: str | None = None
     source_partition: int | None = None

@@ -8,10 +8,11 @@ from datetime import datetime, timezone
 from typing import TypeVar
 
 import orjson
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from newsstream.contract.ids import stable_hash
 from newsstream.contract.models import DeadLetter, EnrichedEvent, RawEvent, StoryEvent
+from newsstream.contract.reasons import DEAD_LETTER_REASONS
 from newsstream.errors import DataError
 
 M = TypeVar("M", bound=BaseModel)
@@ -26,13 +27,27 @@ def dumps(event: BaseModel) -> bytes:
 
 
 def loads_raw(data: bytes | str) -> RawEvent:
-    """Parse and validate a raw event (article or ticker line). Raises on bad input."""
-    return validate_raw(orjson.loads(data))
+    """Parse and validate a raw event read from a raw topic (fields it does not know are ignored). Raises on bad input."""
+    return _raw_adapter.validate_python(orjson.loads(data))
 
 
 def validate_raw(record: object) -> RawEvent:
-    """Validate an already decoded raw event. Raises ``pydantic.ValidationError`` on bad input."""
-    return _raw_adapter.validate_python(record)
+    """Validate a decoded raw event at the ingest edge (JSONL, push, archives).
+
+    Stricter than the topic's readers: a field the model does not know is a
+    producer's typo (``titel``) and is refused, so it becomes a dead letter
+    instead of vanishing. Raises ``pydantic.ValidationError`` on bad input.
+    """
+    event = _raw_adapter.validate_python(record)
+    assert isinstance(record, dict)  # validation refuses anything else
+    unknown = [name for name in record if name not in type(event).model_fields]
+    if unknown:
+        raise ValidationError.from_exception_data(
+            type(event).__name__,
+            # Located as the union's own errors are ("article.body"), so the message is the same as for any field.
+            [{"type": "extra_forbidden", "loc": (event.kind, name), "input": record[name]} for name in unknown],
+        )
+    return event
 
 
 def loads_enriched(data: bytes | str) -> EnrichedEvent:
@@ -52,9 +67,7 @@ def utcnow() -> datetime:
 
 
 def describe_error(exc: BaseException) -> tuple[str, str]:
-    """(reason, detail) for a dead letter: a short stable reason and readable detail."""
-    from pydantic import ValidationError
-
+    """(reason, detail) for a dead letter: a code of ``DEAD_LETTER_REASONS`` and readable detail."""
     if isinstance(exc, orjson.JSONDecodeError):
         return "invalid_json", str(exc)
     if isinstance(exc, ValidationError):
@@ -65,6 +78,8 @@ def describe_error(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, UnicodeDecodeError):
         return "invalid_encoding", str(exc)
     if isinstance(exc, DataError):
+        if exc.reason not in DEAD_LETTER_REASONS:  # a bug: the dead letter must still be written
+            return "processing_error", f"unknown reason code {exc.reason!r}: {exc}"
         return exc.reason, str(exc)
     return "processing_error", f"{type(exc).__name__}: {exc}"
 

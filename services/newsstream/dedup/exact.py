@@ -8,7 +8,7 @@ itself, see :mod:`newsstream.worker.app`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import NamedTuple
 
 from newsstream.contract.models import EnrichedArticle, EnrichedTickerItem
@@ -16,7 +16,7 @@ from newsstream.contract.models import EnrichedArticle, EnrichedTickerItem
 
 class FirstSeen(NamedTuple):
     item_id: str
-    seen_at: float  # epoch seconds
+    seen_at: float  # event time of the first item (epoch seconds): windows run on event time
     partition: int  # partition of the keyed-by-content topic: where its changelog lives
 
     @classmethod
@@ -36,6 +36,9 @@ def check_and_claim(
 ) -> tuple[Verdict, FirstSeen | None]:
     """Decide whether ``item_id`` duplicates an earlier item, claiming the key if not.
 
+    ``now`` is the item's event time (:func:`newsstream.dedup.placement.event_time`),
+    in the worker as in the offline replay, so both give the same verdicts.
+
     Re-processing after a crash sees its own claim and is not a duplicate of
     itself. An entry older than the TTL is forgotten: the item becomes the new
     first of its content.
@@ -51,16 +54,20 @@ def check_and_claim(
 
 
 def expired_keys(
-    state: MutableMapping[str, object], now: float, ttl_s: float, partitions: Iterable[int]
+    state: MutableMapping[str, object], stream_time: Mapping[int, float], ttl_s: float
 ) -> Iterator[tuple[str, int]]:
-    """Keys past their TTL on the given (actively owned) partitions, with their partition."""
-    owned = set(partitions)
+    """Keys past their TTL, with their partition.
+
+    ``stream_time`` maps each (actively owned) partition to its "now": the
+    newest event time seen there. Keys of other partitions are left alone.
+    """
     for key, value in list(state.items()):
         try:
             entry = FirstSeen.from_stored(value)
         except (TypeError, ValueError):
             continue  # not ours to judge; a malformed entry must not stop expiry of the rest
-        if entry.partition in owned and now - entry.seen_at > ttl_s:
+        now = stream_time.get(entry.partition)
+        if now is not None and now - entry.seen_at > ttl_s:
             yield key, entry.partition
 
 

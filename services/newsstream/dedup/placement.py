@@ -31,7 +31,8 @@ from newsstream.dedup.vectors import int8_vector
 from newsstream.enrich.embedding import centred
 from newsstream.text.normalize import normalize_text
 
-__all__ = ["CHANGELOGGED_TABLES", "Placed", "Placement", "PlacementConfig", "STATE_TABLES", "entity_keys", "event_time", "topic_codes"]
+__all__ = ["CHANGELOGGED_TABLES", "Expired", "Placed", "Placement", "PlacementConfig", "STATE_TABLES", "entity_keys",
+           "event_time", "topic_codes"]
 
 Enriched = EnrichedArticle | EnrichedTickerItem
 
@@ -67,6 +68,11 @@ class Placed(NamedTuple):
     near: NearVerdict
     thread: ThreadUpdate | None
     story: StoryUpdate
+
+
+class Expired(NamedTuple):
+    keys: int  # state keys forgotten
+    stories: tuple[str, ...]  # ids of the stories forgotten: their end is to be announced
 
 
 # A publication time this far after the fetch is a broken source clock: the
@@ -145,12 +151,16 @@ class Placement:
         placed = enriched.model_copy(update={"enrichment": enriched.enrichment.model_copy(update=update)})
         return Placed(placed, near, thread, story)
 
-    def expire(self, now: float) -> int:
-        """Forget everything older than its window (``now`` in event time); returns how many keys went."""
+    def expire(self, now: float) -> Expired:
+        """Forget everything older than its window (``now`` in event time): how many keys went, and which stories."""
         removed = sum(1 for _ in self.near.expire(now))
         removed += sum(1 for _ in self.threads.expire(now))
-        removed += sum(1 for _ in self.stories.expire(now))
-        return removed
+        stories = []
+        for key in self.stories.expire(now):
+            removed += 1
+            if (story_id := Stories.story_of_key(key)) is not None:
+                stories.append(story_id)
+        return Expired(removed, tuple(stories))
 
 
 def entity_keys(mentions: Iterable[Any] | None) -> tuple[str, ...]:

@@ -536,6 +536,11 @@ class Stories:
             if key.startswith("s:"):
                 yield value
 
+    @staticmethod
+    def story_of_key(key: str) -> str | None:
+        """The story id when ``key`` is a story's own record (``s:<story id>``), else None (an index entry)."""
+        return key[2:] if key.startswith("s:") else None
+
     def expire(self, now: float) -> Iterator[str]:
         """Forget stories silent for ``ttl_s`` and their index entries; yields deleted keys."""
         cfg = self.config

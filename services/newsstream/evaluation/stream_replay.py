@@ -40,6 +40,7 @@ from newsstream.dedup.exact import (
 from newsstream.dedup.neardup import NearDupConfig, NearVerdict
 from newsstream.dedup.placement import (
     STATE_TABLES,
+    Expired,
     Placement,
     PlacementConfig,
     event_time,
@@ -116,11 +117,12 @@ class Pipeline:
         pipeline.stories.rebuild_vectors()  # derived state, as a restarted worker rebuilds it
         return pipeline
 
-    def expire(self, now: float) -> None:
+    def expire(self, now: float) -> Expired:
         """What the worker's timers do: forget everything past its window."""
-        for key, _partition in list(expired_keys(self.exact, now, self.config.exact_window_s, range(self.config.partitions))):
+        every_partition = dict.fromkeys(range(self.config.partitions), now)
+        for key, _partition in list(expired_keys(self.exact, every_partition, self.config.exact_window_s)):
             del self.exact[key]
-        self.placement.expire(now)
+        return self.placement.expire(now)
 
 
 def _article_from_record(record: dict[str, Any]) -> RawArticle:

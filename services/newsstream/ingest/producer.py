@@ -144,6 +144,11 @@ class RawEventProducer:
             log.warning("%d dead letters so far (%s); further ones are counted, not logged one by one", total,
                         ", ".join(f"{n} {reason}" for reason, n in self.report.dead_letters.most_common()))
 
+    async def send_record(self, topic: str, key: str, value: bytes) -> None:
+        """Send a record as it is, without the checks of :meth:`emit` (a re-driven dead letter's raw
+        event: ``newsstream dlq replay``); delivery is confirmed by :meth:`flush`, which raises on a failure."""
+        await self._send(topic, value, key)
+
     async def _send(self, topic: str, value: bytes, key: str) -> None:
         self._pending.append(await self.producer.send(topic, value, key=key.encode()))
         if len(self._pending) >= MAX_PENDING:  # bounded memory on a long import

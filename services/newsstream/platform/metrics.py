@@ -62,7 +62,8 @@ PLACEMENT_STATE_KEYS = Gauge(
     ["table"],
 )
 STORY_EVENTS = Counter(
-    "newsstream_story_events_total", "Events written to news.stories.v1 ('created', 'updated', 'replayed')", ["event"]
+    "newsstream_story_events_total", "Events written to news.stories.v1 ('created', 'updated', 'replayed', 'expired')",
+    ["event"]
 )
 EVENT_TIME_CLAMPED = Counter(
     "newsstream_event_time_clamped_total",

@@ -26,6 +26,7 @@ import signal
 import time
 from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -40,6 +41,7 @@ from newsstream.contract.wire import (
     loads_dead_letter,
     loads_enriched,
     loads_story,
+    utcnow,
 )
 from newsstream.errors import is_programming_error
 from newsstream.platform.health import start_health_server
@@ -60,6 +62,7 @@ from newsstream.platform.settings import Settings
 from newsstream.sink.stores import (
     Store,
     StoredEvent,
+    StoryTombstone,
     is_data_error,
     open_store,
     redact_url,
@@ -79,6 +82,11 @@ RETRY_INITIAL_S = 0.5
 RETRY_MAX_S = 30.0
 
 T = TypeVar("T")
+
+
+def _record_time(msg: ConsumerRecord) -> datetime:
+    """When the record was produced (its Kafka timestamp), or now when the broker gives none."""
+    return datetime.fromtimestamp(msg.timestamp / 1000, UTC) if msg.timestamp and msg.timestamp > 0 else utcnow()
 
 
 class _Stopped(Exception):
@@ -209,6 +217,12 @@ class _Sink:
             ITEMS_IN.labels(SERVICE, tp.topic).inc(len(messages))
             on_dlq = tp.topic == topics.DEAD_LETTERS
             for msg in messages:
+                if msg.value is None and tp.topic == topics.STORIES:
+                    # A tombstone: stage 3 forgot the story (past its TTL), so it is no longer live.
+                    batch.append(StoryTombstone(story_id=(msg.key or b"").decode("utf-8", "replace"),
+                                                expired_at=_record_time(msg)))
+                    self._origin[id(batch[-1])] = (tp.topic, tp.partition, msg.offset)
+                    continue
                 payload: bytes = msg.value if msg.value is not None else b""
                 try:
                     if on_dlq:

@@ -15,6 +15,7 @@ from typing import Any
 from newsstream.contract import topics, wire
 from newsstream.errors import EXIT_DELIVERY_FAILURE
 from newsstream.platform import metrics
+from newsstream.worker.envelope import EnvelopeItem
 
 log = logging.getLogger(__name__)
 
@@ -70,19 +71,35 @@ class Output:
 
     async def dead_letter(
         self, topic: str, partition: int, offset: int, payload: bytes | None, exc: BaseException,
-        item_id: str | None = None,
+        item_id: str | None = None, input_ref: str | None = None,
     ) -> None:
         """The input at ``topic[partition]@offset`` could not be processed: to the dead-letter topic, counted and logged."""
         letter = wire.dead_letter_for(
-            payload or b"", exc, stage=SERVICE, source_topic=topic, source_partition=partition, source_offset=offset
+            payload or b"", exc, stage=SERVICE, source_topic=topic, source_partition=partition, source_offset=offset,
+            input_ref=input_ref,
         )
         await self.send(topics.DEAD_LETTERS, letter.id.encode(), wire.dumps(letter))
         metrics.DEAD_LETTERS.labels(SERVICE, topic, letter.reason).inc()
         log.warning(
-            "dead letter: %s (%s) topic=%s partition=%s offset=%s",
-            letter.reason, letter.error[:200], topic, partition, offset,
+            "dead letter: %s (%s) topic=%s partition=%s offset=%s%s",
+            letter.reason, letter.error[:200], topic, partition, offset, f" read at {input_ref}" if input_ref else "",
             extra={
-                "item_id": item_id, "topic": topic, "partition": partition, "offset": offset,
+                "item_id": item_id, "topic": topic, "partition": partition, "offset": offset, "input_ref": input_ref,
                 "reason": letter.reason, "dead_letter_id": letter.id, "error_type": type(exc).__name__,
             },
         )
+
+    async def item_dead_letter(self, envelope: Any, item: EnvelopeItem, exc: BaseException) -> None:
+        """An item of an envelope (stage 2 or 3) could not be processed.
+
+        The dead letter points at the item's raw record, which can be
+        re-driven (``newsstream dlq replay``), not at the worker's internal
+        topic; ``input_ref`` says where the stage read it, and the payload is
+        the enriched event. An envelope of an older worker, without the raw
+        coordinates, gives the envelope's and the whole line.
+        """
+        if item.origin is None:
+            await self.dead_letter(envelope.topic, envelope.partition, envelope.offset, item.line, exc, item.item_id)
+            return
+        await self.dead_letter(*item.origin, item.value, exc, item.item_id,
+                               input_ref=f"{envelope.topic}[{envelope.partition}]@{envelope.offset}")

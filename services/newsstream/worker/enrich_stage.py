@@ -13,10 +13,11 @@ from typing import Any
 
 from newsstream.contract import wire
 from newsstream.dedup.exact import dedup_key, partition_for
+from newsstream.dedup.placement import event_time
 from newsstream.enrich.item import Enriched, enrich, with_embeddings
 from newsstream.platform import metrics
 from newsstream.worker.delivery import SERVICE, Output
-from newsstream.worker.envelope import EnvelopeBuilder
+from newsstream.worker.envelope import EnvelopeBuilder, Origin
 
 
 class EnrichStage:
@@ -52,7 +53,8 @@ class EnrichStage:
                 content_key = dedup_key(enriched)
                 envelopes.add(
                     partition_for(content_key, self.partitions),
-                    content_key, enriched.id, enriched.kind, wire.dumps(enriched),
+                    content_key, enriched.id, enriched.kind, wire.dumps(enriched), event_time=event_time(enriched.raw),
+                    origin=Origin(msg.topic, msg.partition, msg.offset),
                 )
             except Exception as exc:  # too big for an envelope, say: this item only
                 await self._dead_letter(msg, exc)

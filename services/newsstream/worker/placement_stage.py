@@ -25,10 +25,9 @@ from newsstream.platform.settings import Settings
 from newsstream.worker.changelog import ChangelogTail, ChangelogWrites
 from newsstream.worker.delivery import SERVICE, Output
 from newsstream.worker.envelope import EnvelopeItem, read_envelope
+from newsstream.worker.stream_time import advanced
 
 log = logging.getLogger(__name__)
-
-MAX_STREAM_TIME_AHEAD_S = 24 * 3600.0
 
 
 class PlacementStage:
@@ -41,8 +40,7 @@ class PlacementStage:
         self.state = {name: ChangelogWrites(lambda t=table: t.data) for name, table in tables.items()}
         self.near_bands: dict[str, Any] = {}  # derived from near_items: rebuilt, not changelogged
         self.placement = Placement(PlacementConfig.from_settings(settings), {"near_bands": self.near_bands, **self.state})
-        # Windows run on event time; "now" for expiry is the latest event time seen
-        # (stream time, as in Kafka Streams), so an archive replay keeps its state.
+        # "now" for expiry (see newsstream.worker.stream_time).
         self.stream_time = 0.0
         self.lock = asyncio.Lock()  # the expiry timer mutates the same state
 
@@ -85,13 +83,14 @@ class PlacementStage:
         for event in events:
             msg = event.message
             for item in read_envelope(msg.value):
+                if not isinstance(item, EnvelopeItem):
+                    line, exc = item
+                    await self.output.dead_letter(msg.topic, msg.partition, msg.offset, line, exc)
+                    continue
                 try:
-                    if not isinstance(item, EnvelopeItem):
-                        raise item[1]
                     items.append(wire.loads_enriched(item.value))
                 except Exception as exc:
-                    line = item.line if isinstance(item, EnvelopeItem) else item[0]
-                    await self.output.dead_letter(msg.topic, msg.partition, msg.offset, line, exc)
+                    await self.output.item_dead_letter(msg, item, exc)
         # Event-time order within a batch: the earlier of two copies that
         # arrive together is the original, whatever partition each came from.
         items.sort(key=lambda e: (event_time(e.raw), e.id))
@@ -110,7 +109,7 @@ class PlacementStage:
                           extra={"item_id": enriched.id, "error_type": type(exc).__name__})
             await self.emit(enriched, None)
             return
-        self.stream_time = max(self.stream_time, self._bounded_by_wall_clock(event_time(enriched.raw)))
+        self.stream_time = advanced(self.stream_time, event_time(enriched.raw))
         story_event = placed.story.event
         if story_event is None:
             # Seen before (re-delivered after a restart): publish the story's
@@ -123,28 +122,28 @@ class PlacementStage:
             metrics.STORY_EVENTS.labels(story_event.event).inc()
         await self.emit(placed.enriched, story_event)
 
-    @staticmethod
-    def _bounded_by_wall_clock(at: float) -> float:
-        """Stream time never runs ahead of the wall clock by more than a day: one record
-        dated 2099 would otherwise expire every window at the next timer tick."""
-        limit = time.time() + MAX_STREAM_TIME_AHEAD_S
-        if at > limit:
-            metrics.EVENT_TIME_CLAMPED.inc()
-            return limit
-        return at
-
     def owns_state(self, assigned_actives: Any) -> bool:
         changelog = self.tables["stories"].changelog_topic.get_topic_name()
         return any(tp.topic == changelog for tp in assigned_actives)
 
     async def expire(self) -> int:
-        """Forget near-dup entries, threads and stories past their windows (in stream time)."""
+        """Forget near-dup entries, threads and stories past their windows (in stream time).
+
+        A forgotten story is tombstoned on the compacted stories topic (key:
+        story id, no value), so a consumer rebuilding from the topic gets the
+        live stories only. The tombstones go before the state's changelog
+        records: a crash in between leaves the story in the recovered state,
+        and the next expiry sends them again.
+        """
         if not self.stream_time:
             return 0
         async with self.lock:  # one writer: its changelog records stay in order
-            removed = self.placement.expire(self.stream_time)
+            expired = self.placement.expire(self.stream_time)
+            for story_id in expired.stories:
+                await self.output.send(topics.STORIES, story_id.encode(), None)
             await self.flush_state()
+        metrics.STORY_EVENTS.labels("expired").inc(len(expired.stories))
         for name, table in self.tables.items():
             metrics.PLACEMENT_STATE_KEYS.labels(name).set(len(table.data))
         metrics.PLACEMENT_STATE_KEYS.labels("near_bands").set(len(self.near_bands))
-        return removed
+        return expired.keys

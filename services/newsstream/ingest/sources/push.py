@@ -266,7 +266,8 @@ def push_app(sink: AckSink, config: PushConfig, *, clock=wire.utcnow) -> web.App
 # ---------------------------------------------------------------------- OpenAPI
 
 def _item_schema(model: type[RawArticle | RawTickerItem]) -> dict[str, Any]:
-    schema = model.model_json_schema(mode="validation")
+    # The edge refuses unknown fields (wire.validate_raw), though the topic's readers ignore them.
+    schema = {"additionalProperties": False, **model.model_json_schema(mode="validation")}
     schema.pop("title", None)
     optional = {"id", "fetched_at", "schema_version", "kind"}
     if model is RawTickerItem:

@@ -16,6 +16,7 @@ from newsstream.errors import ConfigError
 from newsstream.sink.stores.base import (
     Store,
     StoredEvent,
+    StoryTombstone,
     is_data_error,
     row_id,
     rows_by_table,
@@ -26,7 +27,8 @@ from newsstream.sink.stores.queries import StoreSummary
 from newsstream.sink.stores.sqlite import SQLiteStore
 
 __all__ = [
-    "PostgresStore", "SQLiteStore", "Store", "StoreSummary", "StoreUrlError", "StoredEvent", "is_data_error", "open_store",
+    "PostgresStore", "SQLiteStore", "Store", "StoreSummary", "StoreUrlError", "StoredEvent", "StoryTombstone",
+    "is_data_error", "open_store",
     "parse_postgres_url", "redact_url", "row_id", "rows_by_table", "table_for",
 ]
 

@@ -5,7 +5,9 @@ Both stores share one table layout (``articles``, ``ticker_items``,
 querying, plus the whole event as JSON in ``event`` so nothing is lost when
 the models grow. Every write is an upsert keyed by the event id, so
 re-delivering a batch (the sink commits Kafka offsets only after a write)
-leaves the tables unchanged. The SQL of both backends is generated from
+leaves the tables unchanged, and guarded by the event's version
+(:data:`VERSION_COLUMNS`), so an older version arriving late never replaces
+a newer one. The SQL of both backends is generated from
 :data:`COLUMNS` here, so they cannot drift apart.
 """
 
@@ -15,7 +17,9 @@ import base64
 import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Any, NamedTuple, Protocol, Self, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
 
 from newsstream.contract.models import (
     DeadLetter,
@@ -41,7 +45,22 @@ from newsstream.sink.stores.tables import (
     TICKER_ITEMS,
 )
 
-StoredEvent = EnrichedArticle | EnrichedTickerItem | DeadLetter | StoryEvent
+
+class StoryTombstone(BaseModel):
+    """A tombstone on ``news.stories.v1`` (key: story id, no value): stage 3 forgot the story.
+
+    The store keeps the story's row and marks it expired (``expired_at``): the
+    compacted topic carries the live stories, the table their history too,
+    and the items keep their ``story_id``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    story_id: str
+    expired_at: datetime
+
+
+StoredEvent = EnrichedArticle | EnrichedTickerItem | DeadLetter | StoryEvent | StoryTombstone
 
 
 @runtime_checkable
@@ -62,7 +81,8 @@ class Store(Protocol):
     async def upsert(self, batch: Sequence[StoredEvent]) -> None:
         """Insert or update every event by id in one transaction, durable on return.
 
-        When an id occurs more than once in the batch, the last occurrence wins.
+        A row is replaced only by a version at least as new (:data:`VERSION_COLUMNS`);
+        among equal versions in one batch the last occurrence wins.
         """
         ...
 
@@ -99,15 +119,31 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "id", "stage", "reason", "error", "source_topic", "source_partition", "source_offset", "input_ref",
         "payload", "payload_encoding", "failed_at", "event", "stored_at",
     ),
-    # One row per story (id = story id): its latest state from news.stories.v1.
+    # One row per story (id = story id): its latest state from news.stories.v1;
+    # expired_at is set when the topic tombstones it (the story is no longer live).
     STORIES: (
         "id", "revision", "headline", "member_count", "first_seen", "last_seen", "sources", "event", "stored_at",
+        "expired_at",
     ),
 }
+# The version of a row, compared as a tuple: an older version never replaces a
+# newer one, in a batch or in the table, whatever order they arrive in. Versions
+# of an edited article (same id, new content hash) travel through different
+# by-content partitions and reach the enriched topics in any order. An item's
+# version is its raw fetch time; then its content hash, so that two versions
+# fetched at the same instant have a fixed winner; then its processing time (the
+# same version enriched again). A story's is its revision.
+VERSION_COLUMNS: dict[str, tuple[str, ...]] = {
+    ARTICLES: ("fetched_at", "content_hash", "processed_at"),
+    TICKER_ITEMS: ("fetched_at", "content_hash", "processed_at"),
+    STORIES: ("revision",),
+}
+
 # Columns added after a table's first release, in order (migrate() adds them to older databases).
 ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
     ARTICLES: ("duplicate_kind", "duplicate_similarity", "story_id"),
     TICKER_ITEMS: ("duplicate_kind", "duplicate_similarity", "stream_thread_id", "story_id"),
+    STORIES: ("expired_at",),
 }
 
 # Column -> SQL type; "TS" becomes TIMESTAMPTZ in PostgreSQL and ISO 8601 TEXT in
@@ -129,6 +165,7 @@ _TYPES: dict[str, str] = {
     "fetched_at": "TS",
     "processed_at": "TS",
     "failed_at": "TS",
+    "expired_at": "TS",
     "stored_at": "TS NOT NULL",
     "event": "JSON NOT NULL",
 }
@@ -155,7 +192,7 @@ def table_for(event: StoredEvent) -> str:
         return TICKER_ITEMS
     if isinstance(event, DeadLetter):
         return DEAD_LETTERS
-    if isinstance(event, StoryEvent):
+    if isinstance(event, (StoryEvent, StoryTombstone)):
         return STORIES
     raise TypeError(f"cannot store {type(event).__name__}")
 
@@ -185,7 +222,7 @@ def is_data_error(exc: BaseException) -> bool:
 
 def row_id(event: StoredEvent) -> str:
     """The primary key of the event's row."""
-    return event.story_id if isinstance(event, StoryEvent) else event.id
+    return event.story_id if isinstance(event, (StoryEvent, StoryTombstone)) else event.id
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -220,7 +257,7 @@ def _row(event: StoredEvent, stored_at: datetime) -> tuple[str, tuple[Any, ...]]
     if isinstance(event, StoryEvent):
         return STORIES, (
             event.story_id, event.revision, event.headline, event.member_count, _utc(event.first_seen),
-            _utc(event.last_seen), event.sources, event_json, stored_at,
+            _utc(event.last_seen), event.sources, event_json, stored_at, None,
         )
     e = event.enrichment
     if isinstance(event, EnrichedArticle):
@@ -242,7 +279,7 @@ def _row(event: StoredEvent, stored_at: datetime) -> tuple[str, tuple[Any, ...]]
 
 
 def rows_by_table(batch: Iterable[StoredEvent], *, stored_at: datetime | None = None) -> dict[str, list[tuple[Any, ...]]]:
-    """Group a batch into rows per table, keeping the last event of each id.
+    """Group a batch into rows per table, keeping the newest version of each id (the last of equal ones).
 
     Deduplicating here matters for PostgreSQL: one ``INSERT ... ON CONFLICT``
     statement may not touch the same row twice, and the batch must be one
@@ -261,10 +298,49 @@ def rows_by_table(batch: Iterable[StoredEvent], *, stored_at: datetime | None = 
             # A key is never rewritten: the row could not be found under its own id.
             raise DataError(f"the id {row[0]!r} holds a NUL character", reason="invalid_id")
         row = (row[0], *(_strip_nul(v) for v in row[1:]))
+        held = latest[table].get(row[0])
+        if held is not None and _version(table, held) > _version(table, row):
+            continue  # an older version delivered after a newer one
         # pop first so that a repeated id moves to its latest position in the batch
         latest[table].pop(row[0], None)
         latest[table][row[0]] = row
     return {t: list(rows.values()) for t, rows in latest.items() if rows}
+
+
+def _version(table: str, row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(row[COLUMNS[table].index(column)] for column in VERSION_COLUMNS.get(table, ()))
+
+
+class Writes(NamedTuple):
+    """A batch as a store writes it, in one transaction: the upserts, then the stories to mark expired."""
+
+    rows: dict[str, list[tuple[Any, ...]]]  # see rows_by_table
+    expired_stories: list[tuple[datetime, str]]  # (expired_at, story id): EXPIRE_STORY_SQL's parameters
+
+
+def writes_for(batch: Sequence[StoredEvent]) -> Writes:
+    """Split a batch into upserts and story expiries, in the order the topic gave them.
+
+    A tombstone after a story's events in the batch marks the row those events
+    wrote; a story event after its tombstone (the story founded again, say by a
+    replayed archive) cancels it, and its upsert clears ``expired_at``.
+    """
+    tombstones: dict[str, StoryTombstone] = {}
+    events: list[StoredEvent] = []
+    for event in batch:
+        if isinstance(event, StoryTombstone):
+            tombstones[event.story_id] = event
+            continue
+        if isinstance(event, StoryEvent):
+            tombstones.pop(event.story_id, None)
+        events.append(event)
+    expired = [(_utc(t.expired_at), t.story_id) for t in tombstones.values()]
+    return Writes(rows_by_table(events) if events else {}, expired)
+
+
+def expire_story_sql(placeholders: Sequence[str]) -> str:
+    """Mark a story expired (parameters: expired_at, id); the first tombstone's time is kept."""
+    return f"UPDATE {STORIES} SET expired_at = {placeholders[0]} WHERE id = {placeholders[1]} AND expired_at IS NULL"
 
 
 def _strip_nul(value: Any) -> Any:
@@ -283,9 +359,20 @@ def upsert_sql(table: str, placeholders: Sequence[str], dialect: str) -> str:
     distinct = "IS DISTINCT FROM" if dialect == "postgresql" else "IS NOT"
     updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:])
     # The WHERE clause turns a re-delivered, unchanged event into a no-op (no
-    # new row version, stored_at kept); a changed event (same id) is updated.
-    # A story only moves forward: an older revision delivered late is ignored.
-    newer = f" AND {table}.revision <= excluded.revision" if table == STORIES else ""
+    # new row version, stored_at kept); a changed event (same id) is updated,
+    # unless it is an older version delivered late (row values compare as
+    # tuples in both databases; SQLite's timestamps are UTC ISO text, which
+    # sorts as time does).
+    newer = ""
+    if version := VERSION_COLUMNS.get(table):
+        held, incoming = (", ".join(f"{side}.{c}" for c in version) for side in (table, "excluded"))
+        newer = f"({held}) <= ({incoming})"
+        if table == STORIES:
+            # An expired story's id comes back only when the story is founded again
+            # (its founder replayed after the TTL): the new story replaces the old row
+            # whatever its revision, and the update clears expired_at.
+            newer = f"({STORIES}.expired_at IS NOT NULL OR {newer})"
+        newer = f" AND {newer}"
     return (
         f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(placeholders)}) "
         f"ON CONFLICT (id) DO UPDATE SET {updates} WHERE {table}.event {distinct} excluded.event{newer}"

@@ -15,8 +15,9 @@ from newsstream.sink.stores.base import (
     StoreBase,
     StoredEvent,
     create_sql,
-    rows_by_table,
+    expire_story_sql,
     upsert_sql,
+    writes_for,
 )
 from newsstream.sink.stores.queries import BY_REASON_SQL, SUMMARY_SQL, StoreSummary
 
@@ -92,13 +93,15 @@ class PostgresStore(StoreBase):
     async def upsert(self, batch: Sequence[StoredEvent]) -> None:
         if not batch:
             return
-        tables = rows_by_table(batch)
+        writes = writes_for(batch)
         async with self._require().acquire() as conn, conn.transaction():
-            for table, rows in tables.items():
+            for table, rows in writes.rows.items():
                 placeholders = [f"${i}" for i in range(1, len(COLUMNS[table]) + 1)]
                 await conn.executemany(
                     upsert_sql(table, placeholders, "postgresql"), [tuple(_pg_value(v) for v in row) for row in rows]
                 )
+            if writes.expired_stories:
+                await conn.executemany(expire_story_sql(["$1", "$2"]), writes.expired_stories)
 
     async def summary(self) -> StoreSummary:
         async with self._require().acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):

@@ -17,8 +17,9 @@ from newsstream.sink.stores.base import (
     StoreBase,
     StoredEvent,
     create_sql,
-    rows_by_table,
+    expire_story_sql,
     upsert_sql,
+    writes_for,
 )
 from newsstream.sink.stores.queries import BY_REASON_SQL, SUMMARY_SQL, StoreSummary
 from newsstream.sink.stores.tables import TABLES
@@ -100,10 +101,14 @@ class SQLiteStore(StoreBase):
     async def upsert(self, batch: Sequence[StoredEvent]) -> None:
         if not batch:
             return
+        writes = writes_for(batch)
         statements = []
-        for table, rows in rows_by_table(batch).items():
+        for table, rows in writes.rows.items():
             sql = upsert_sql(table, ["?"] * len(COLUMNS[table]), "sqlite")
             statements.append((sql, [tuple(_sqlite_value(v) for v in row) for row in rows]))
+        if writes.expired_stories:
+            statements.append((expire_story_sql(["?", "?"]),
+                               [tuple(_sqlite_value(v) for v in row) for row in writes.expired_stories]))
         await asyncio.to_thread(self._transaction, statements)
 
     def _summary(self) -> StoreSummary:
