@@ -190,3 +190,16 @@ def test_a_story_window_longer_than_three_days_keeps_its_stories_that_long() -> 
     pipeline.expire((T0 + timedelta(hours=80)).timestamp())
     later = pipeline.process(article("a2", QUAKE_B_TITLE, QUAKE_B, "daily", 80 * 60))
     assert later.story.story_id == first.story.story_id and later.story.joined_by == "similarity"
+
+
+def test_an_item_that_arrives_late_decays_by_its_distance_from_the_story_before_as_after() -> None:
+    # The same pair of articles, 20 hours apart: the later one arriving second or the
+    # earlier one arriving second (late) meets the same similarity.
+    def joined(first_minutes: float, second_minutes: float) -> float:
+        pipeline = Pipeline(WORDS)
+        pipeline.process(article("a1", QUAKE_A_TITLE, QUAKE_A, "agency", first_minutes))
+        return pipeline.process(article("a2", QUAKE_B_TITLE, QUAKE_B, "daily", second_minutes)).story.similarity
+
+    at_once = joined(0, 0)
+    after, before = joined(0, 20 * 60), joined(20 * 60, 0)
+    assert after == before < at_once

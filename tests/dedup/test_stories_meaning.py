@@ -95,3 +95,46 @@ def test_a_restarted_worker_places_a_replayed_item_in_its_story_and_goes_on_alik
     again = restarted.process(SHIP_AR, T0)
     assert again.story.story_id == placed["a_ship_ar"] and again.story.event is None  # no new story, no event
     assert restarted.process(SHIP_EN, T0).story.story_id == placed["a_ship_ar"]
+
+
+BATTERY_THREAD = [
+    RawTickerItem(id=f"t_battery_{n}", source="al-bilad", time=f"20:4{n}", attribution="وزارة الطاقة", thread_id="th_battery",
+                  published_at=T0 + timedelta(minutes=n), fetched_at=T0 + timedelta(minutes=n), text=text)
+    for n, text in enumerate([
+        # As the outlet's page has them: the follow-ups ("-") are timed before the headline line.
+        "حصة الطاقة المتجددة بلغت نحو 18% من الكهرباء المولّدة العام الماضي",
+        "المحطة ستدعم استقرار الشبكة الوطنية خلال ساعات الذروة في أشهر الصيف",
+        "بدء التشغيل التجريبي لمحطة تخزين الكهرباء بالبطاريات في المنطقة الصناعية الجنوبية",
+    ])
+]
+BATTERY_ARTICLE = RawArticle(
+    id="a_battery", source="al-bilad", title="تشغيل أول محطة لتخزين الكهرباء بالبطاريات في المنطقة الصناعية الجنوبية",
+    body="أعلنت وزارة الطاقة، اليوم الأحد، بدء التشغيل التجريبي لأول محطة لتخزين الكهرباء بالبطاريات في المنطقة "
+         "الصناعية الجنوبية، بقدرة تخزينية تبلغ 200 ميغاواط ساعة، في خطوة تهدف إلى دعم استقرار الشبكة الوطنية خلال "
+         "ساعات الذروة.",
+    published_at=T0 + timedelta(minutes=5), fetched_at=T0 + timedelta(minutes=5),
+)
+
+
+def test_an_article_joins_the_ticker_thread_of_its_event_though_the_threads_details_differ() -> None:
+    # The thread's first line is the event; its follow-ups give details the article
+    # need not resemble line by line. The thread counts once, by its best line.
+    placed = _place(Placement(), *BATTERY_THREAD, BATTERY_ARTICLE)
+    assert len({placed[raw.id] for raw in BATTERY_THREAD}) == 1
+    assert placed["a_battery"] == placed["t_battery_2"]
+
+
+def test_a_thread_whose_first_placed_line_is_a_detail_moves_to_the_story_of_its_headline_line() -> None:
+    # The article first (another batch), then the thread in event time: its detail lines
+    # match nothing and start a story of their own; the headline line takes the thread
+    # to the article's story.
+    placement = Placement()
+    first = _place(placement, BATTERY_ARTICLE)
+    then = _place(placement, *BATTERY_THREAD)
+    assert then["t_battery_2"] == first["a_battery"]
+    assert then["t_battery_0"] == then["t_battery_1"] != first["a_battery"]  # placed lines do not move
+
+
+def test_an_unrelated_article_does_not_join_a_ticker_thread() -> None:
+    placed = _place(Placement(), *BATTERY_THREAD, ECONOMY.model_copy(update={"published_at": T0 + timedelta(minutes=5)}))
+    assert placed["a_economy"] not in {placed[raw.id] for raw in BATTERY_THREAD}

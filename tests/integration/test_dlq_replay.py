@@ -10,6 +10,7 @@ processes, the command as a user types it.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -36,9 +37,10 @@ ARTICLES = [
 ]
 
 
-async def _newsstream(*args: str) -> str:
-    """Run the ``newsstream`` command; its standard output (it must exit 0)."""
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "newsstream", *args,
+async def _newsstream(settings: Settings, *args: str) -> str:
+    """Run the ``newsstream`` command with the services' settings; its standard output (it must exit 0)."""
+    env = {**os.environ, **harness.service_env(settings)}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "newsstream", *args, env=env,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
@@ -77,8 +79,7 @@ async def test_a_dead_letter_is_re_driven_once_its_cause_is_fixed_and_stored_onc
         assert await stored("SELECT id FROM articles") == [{"id": "a_fine"}]
 
         await query(url, "DROP TRIGGER no_poison")  # the fix
-        out = await _newsstream("dlq", "replay", "--reason", "store_rejected", "--since", "2026-01-01",
-                                "-b", settings.kafka_bootstrap_servers or "")
+        out = await _newsstream(settings, "dlq", "replay", "--reason", "store_rejected", "--since", "2026-01-01")
         assert "selected: 1" in out and f"re-published: 1\n  {topics.RAW_ARTICLES}: 1" in out, out
 
         async def both_stored() -> bool:
@@ -87,7 +88,7 @@ async def test_a_dead_letter_is_re_driven_once_its_cause_is_fixed_and_stored_onc
         await harness.wait_for(both_stored, 90, "a_poison stored after the re-drive", services)
 
         # Re-driving again changes nothing downstream: wait until the worker and the sink have read it all.
-        out = await _newsstream("dlq", "replay", "--reason", "store_rejected", "-b", settings.kafka_bootstrap_servers or "")
+        out = await _newsstream(settings, "dlq", "replay", "--reason", "store_rejected")
         assert "re-published: 1" in out, out
         app = settings.worker_app_id
         await harness.wait_committed(settings, app, [*topics.RAW_TOPICS, f"{app}-by-content", f"{app}-placement"],
@@ -96,8 +97,7 @@ async def test_a_dead_letter_is_re_driven_once_its_cause_is_fixed_and_stored_onc
         assert sorted(r["id"] for r in await stored("SELECT id FROM articles")) == ["a_fine", "a_poison"]
         assert await stored("SELECT reason FROM dead_letters") == [{"reason": "store_rejected"}]
         # Nothing else is selected: the filters hold.
-        out = await _newsstream("dlq", "replay", "--reason", "invalid_json", "--dry-run",
-                                "-b", settings.kafka_bootstrap_servers or "")
+        out = await _newsstream(settings, "dlq", "replay", "--reason", "invalid_json", "--dry-run")
         assert "selected: 0" in out and "would re-publish: 0" in out, out
     finally:
         for svc in services:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import orjson
@@ -84,7 +85,8 @@ async def _ingest_samples(settings: Settings) -> tuple[int, int]:
     async with RawEventProducer(settings) as producer:
         for page in sample_inputs():
             await producer.ingest_page(
-                SAMPLES / page["file"], source=page["source"], url=page.get("url"), tz=ZoneInfo(page["tz"])
+                SAMPLES / page["file"], source=page["source"], url=page.get("url"), tz=ZoneInfo(page["tz"]),
+                fetched_at=datetime.fromisoformat(page["fetched_at"]),
             )
         await producer.ingest_jsonl(SAMPLES / "wire.jsonl")
     return producer.report.total_emitted, producer.report.total_dead_letters

@@ -149,7 +149,7 @@ def eval_pairs(
         story_sim = pair_similarity(terms[a], terms[b], entity_weight=story_config.entity_weight, weight=weight)
         if vectors is not None:
             cos = float(vectors[record["text"]] @ vectors[record["text_pair"]])
-            story_sim = vector_similarity(cos, story_sim, min(len(terms[a]), len(terms[b])), story_config)
+            story_sim = vector_similarity(cos, story_sim, (len(terms[a]), len(terms[b])), story_config)
         sig_a, sig_b = index.signature_of(a), index.signature_of(b)
         near_sim = estimate_jaccard(sig_a, sig_b) if sig_a is not None and sig_b is not None else 0.0
         row = (label, story_sim, near_sim)
