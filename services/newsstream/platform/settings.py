@@ -59,7 +59,10 @@ class Settings(BaseSettings):
     session_timeout_s: float = 10.0
     rebalance_timeout_s: float = 10.0
     heartbeat_interval_s: float = 1.0
-    fetch_max_wait_ms: int = 100
+    # The longest a consumer's fetch waits for records. Apache Kafka answers as soon as
+    # a record is there; the embedded broker holds every fetch this long, so on it this
+    # is added at each hop (worker x3, sink): bench/latency.py.
+    fetch_max_wait_ms: int = Field(default=50, ge=1)
 
     worker_app_id: str = "newsstream-worker"
     worker_datadir: str = Field(default=".newsstream/worker-data", description="faust's local state directory.")
@@ -68,7 +71,10 @@ class Settings(BaseSettings):
         description="Re-read the owned changelog partitions after each assignment (a Tansu work-around); auto: on Tansu only.",
     )
     worker_batch_size: int = Field(default=500, ge=1)
-    worker_batch_within_s: float = 0.2
+    # The longest a stage waits to fill a batch once its queue is empty. Under load
+    # batches fill while the previous one is processed, so this bounds the latency of
+    # a quiet stream without costing throughput (bench/latency.py).
+    worker_batch_within_s: float = Field(default=0.02, gt=0)
     dedup_window_hours: float = Field(default=48.0, gt=0, description="How long a content hash is remembered.")
     embeddings: bool = Field(
         default=True,

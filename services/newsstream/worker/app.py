@@ -57,6 +57,7 @@ from newsstream.worker.changelog import ChangelogTail, tail_check_enabled
 from newsstream.worker.dedup_stage import DedupStage
 from newsstream.worker.delivery import SERVICE, Output
 from newsstream.worker.enrich_stage import EnrichStage
+from newsstream.worker.fetch_wait import install_fetch_wait
 from newsstream.worker.placement_stage import PlacementStage
 from newsstream.worker.recovery import OrderedResumeTableManager
 
@@ -115,6 +116,7 @@ def build_app(settings: Settings, *, changelog_tail_check: bool = True) -> faust
         topic_allow_declare=False,
         **_faust_broker_settings(settings),
     )
+    install_fetch_wait(app, settings.fetch_max_wait_ms)  # before app.topic(): it builds the transport
     output = Output(app)
     tail = ChangelogTail(settings, app.assignor, enabled=changelog_tail_check)
 
