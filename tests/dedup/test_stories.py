@@ -109,7 +109,7 @@ def test_a_restarted_worker_recovers_state_without_false_new_story_events() -> N
     for raw in items[:4]:
         before.process(raw)
     # The changelog holds JSON: round-trip the state through it.
-    recovered = Pipeline.restore(orjson.loads(orjson.dumps(before.snapshot())))
+    recovered = Pipeline.restore(orjson.loads(orjson.dumps(before.snapshot())), WORDS)
     # At-least-once: the last item before the crash is delivered again.
     replayed = recovered.process(items[3])
     assert replayed.story.event is None  # no second "created"

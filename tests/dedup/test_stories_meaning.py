@@ -138,3 +138,16 @@ def test_a_thread_whose_first_placed_line_is_a_detail_moves_to_the_story_of_its_
 def test_an_unrelated_article_does_not_join_a_ticker_thread() -> None:
     placed = _place(Placement(), *BATTERY_THREAD, ECONOMY.model_copy(update={"published_at": T0 + timedelta(minutes=5)}))
     assert placed["a_economy"] not in {placed[raw.id] for raw in BATTERY_THREAD}
+
+
+def test_with_vectors_stage_3_keeps_no_words_of_long_texts_but_keeps_a_lines_words() -> None:
+    # The fitted similarity gives words no weight: postings, document frequencies and the
+    # term lists of long texts were most of the state. A line keeps its words for the
+    # shared-word test between two short texts.
+    placement = Placement()
+    _place(placement, SHIP_AR, SHIP_LINE)
+    state = placement.stories.state
+    assert not [key for key in state if key.startswith(("w:", "d:"))]
+    profiles = {prof[0]: prof for key, story in state.items() if key.startswith("s:") for prof in story["profiles"]}
+    assert profiles["a_ship_ar"][1] == [] and profiles["a_ship_ar"][6] >= 15
+    assert profiles["t_ship"][1] and len(profiles["t_ship"][1]) == profiles["t_ship"][6]

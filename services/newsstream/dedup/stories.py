@@ -266,6 +266,11 @@ class StoryConfig:
     # (0.25): meaning alone also brings together the same topic's next event.
     vector_time_decay: float = 0.5
     vector_candidates: int = 10  # nearest stories by vector considered per item
+    # With vectors, candidates come from the vector index alone and the words of a
+    # long text are not kept (no postings, no document frequencies, no term list in
+    # its profile): the fitted similarity gives them no weight, and they were most
+    # of stage 3's state. Short texts keep their terms for the shared-word test.
+    lean_vectors: bool = True
 
     def __post_init__(self) -> None:
         if self.ttl_windows < 1:
@@ -411,8 +416,9 @@ class Stories:
             story["headline"] = thread_headline or title.strip() or normalized_text[:120]
             story["headline_kind"] = kind if kind == "ticker" else story["headline_kind"]
 
+        lean = vector is not None and cfg.lean_vectors
         if duplicate_of is None and term_ids:
-            if cfg.idf:
+            if cfg.idf and not lean:
                 st["n"] = st.get("n", 0) + 1
                 for term in term_ids:
                     df = st.get(f"d:{term}")
@@ -423,11 +429,14 @@ class Stories:
                     st[f"e:{entity}"] = [(df[0] if df else 0) + 1, at]
             encoded = None if vector is None else base64.b64encode(vector.tobytes()).decode("ascii")
             # The last field groups the lines of one ticker thread (see _best_candidate).
-            profiles = [*story["profiles"], [item_id, term_ids, entities, title_ids, encoded, thread_id or item_id]]
+            # And the number of terms: a lean profile of a long text keeps no term list.
+            kept = [] if lean and len(term_ids) >= cfg.short_terms else term_ids
+            profile = [item_id, kept, entities, [] if lean else title_ids, encoded, thread_id or item_id, len(term_ids)]
+            profiles = [*story["profiles"], profile]
             if len(profiles) > cfg.profiles:  # keep the founder and the newest ones
                 profiles = [profiles[0], *profiles[-(cfg.profiles - 1) :]]
             story["profiles"] = profiles
-            for term in term_ids:
+            for term in () if lean else term_ids:
                 key = f"w:{term}"
                 postings = [p for p in (st.get(key) or ()) if p[0] != story_id and at - p[1] <= cfg.window_s]
                 postings.append([story_id, at])
@@ -449,7 +458,7 @@ class Stories:
     ) -> tuple[float, str] | None:
         st, cfg = self.state, self.config
         shared: Counter[str] = Counter()
-        for term in term_ids:
+        for term in () if vector is not None and cfg.lean_vectors else term_ids:
             postings = st.get(f"w:{term}")
             if not postings or len(postings) > cfg.max_postings:
                 continue
@@ -492,8 +501,10 @@ class Stories:
                     group = prof[5] if len(prof) > 5 else prof[0]
                     p = vector_similarity(
                         float(query @ unit(int8_vector(prof[4]))),
-                        pair_similarity(term_ids, prof[1], entities, prof[2], cfg.entity_weight, weight, entity_idf),
-                        (len(term_ids), len(prof[1])),
+                        # Lean: no document frequencies kept, and only "shares a word" matters here.
+                        pair_similarity(term_ids, prof[1], entities, prof[2], cfg.entity_weight,
+                                        None if cfg.lean_vectors else weight, entity_idf),
+                        (len(term_ids), prof[6] if len(prof) > 6 else len(prof[1])),
                         cfg,
                     )
                     by_group[group] = max(p, by_group.get(group, 0.0))

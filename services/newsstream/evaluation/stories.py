@@ -174,6 +174,10 @@ def eval_pairs(
     return result
 
 
+def _json_bytes(table: Any) -> int:
+    return sum(len(orjson.dumps(key)) + len(orjson.dumps(value)) for key, value in table.items())
+
+
 def eval_stream(
     path: str, config: PipelineConfig = PipelineConfig(), sample: int = 10, ticker_interval_s: float | None = None
 ) -> dict[str, Any]:
@@ -240,6 +244,12 @@ def eval_stream(
             "near_dup_items_held": held,
             "near_dup_bytes_per_item": round(near_bytes / held) if held else None,
             "story_state_bytes_per_item": round(deep_size(pipeline.stories.state) / n) if n else None,
+            # What the changelog topics hold (JSON keys and values), per item replayed.
+            "story_changelog_bytes_per_item": round(_json_bytes(pipeline.stories.state) / n) if n else None,
+            "near_dup_changelog_bytes_per_item": round(
+                # The band index is rebuilt from the signatures after a restart, not changelogged.
+                sum(_json_bytes(t) for t in (pipeline.near.items, pipeline.near.common)) / n
+            ) if n else None,
             "exact_state_bytes_per_item": round(deep_size(pipeline.exact) / n) if n else None,
         },
         "us_per_item_wall": round(elapsed / n * 1e6) if n else None,
