@@ -1,13 +1,14 @@
 """Throughput of the worker against a bare consume->produce loop, on the embedded broker.
 
-    python bench/pipeline.py [--items 20000] [--article-items 5000]
+    python bench/pipeline.py [--items 20000] [--article-items 5000] [--embeddings on|off|both]
 
 For each payload (ticker lines of ~200 B, articles of ~3 KB) it starts the
 process under test, waits until it is ready, produces N raw events and times
 until N results are on the output topic (read by an independent consumer).
 The same is done for a bare aiokafka consume->produce passthrough in its own
-process. It prints items/s for both and their ratio. One run, one machine:
-compare figures from the same run only.
+process. It prints items/s for both and their ratio, per worker setting of
+``NEWSSTREAM_EMBEDDINGS`` (each its own worker app, so no state is shared).
+One run, one machine: compare figures from the same run only.
 """
 
 from __future__ import annotations
@@ -131,6 +132,8 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=20000, help="ticker lines per run")
     parser.add_argument("--article-items", type=int, default=5000, help="3 KB articles per run")
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--embeddings", choices=("on", "off", "both"), default="off",
+                        help="the worker's sentence encoder (on: ~55 lines/s a worker, use fewer items)")
     parser.add_argument("--passthrough-child", metavar="BOOTSTRAP", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.passthrough_child:
@@ -148,36 +151,43 @@ def main() -> None:
                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         assert child.stdout is not None and child.stdout.readline().strip() == b"ready"
         time.sleep(3)  # the group assignment lands shortly after start()
-        port = free_port()
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "NEWSSTREAM_PARTITIONS": str(args.partitions),
-               "NEWSSTREAM_SESSION_TIMEOUT_S": "6", "NEWSSTREAM_REBALANCE_TIMEOUT_S": "3",
-               "NEWSSTREAM_HEARTBEAT_INTERVAL_S": "1", "NEWSSTREAM_WORKER_DATADIR": tmp, "NEWSSTREAM_LOG_LEVEL": "warning"}
-        worker = subprocess.Popen([sys.executable, "-m", "newsstream", "worker", "--metrics-port", str(port)],
-                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        modes = ["on", "off"] if args.embeddings == "both" else [args.embeddings]
+        rows = []
         try:
-            wait_ready(port, worker)
-            rows = []
-            for label, make, n, raw_topic, out_topic in (
-                ("ticker ~200 B", ticker_event, args.items, topics.RAW_TICKER, topics.ENRICHED_TICKER),
-                ("article ~3 KB", article_event, args.article_items, topics.RAW_ARTICLES, topics.ENRICHED_ARTICLES),
-            ):
-                payloads = [make(i) for i in range(n)]
-                cpu0 = cpu_seconds(child.pid)
-                base = asyncio.run(time_through(settings, PASS_IN, PASS_OUT, payloads))
-                cpu1 = cpu_seconds(worker.pid)
-                pipe = asyncio.run(time_through(settings, raw_topic, out_topic, payloads))
-                worker_cpu = (cpu_seconds(worker.pid) - cpu1) / n * 1e6
-                base_cpu = (cpu_seconds(child.pid) - cpu0) / n * 1e6
-                rows.append((label, n, sum(map(len, payloads)) // n, n / pipe, n / base, worker_cpu, base_cpu))
+            for mode in modes:
+                port = free_port()
+                env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "NEWSSTREAM_PARTITIONS": str(args.partitions),
+                       "NEWSSTREAM_SESSION_TIMEOUT_S": "6", "NEWSSTREAM_REBALANCE_TIMEOUT_S": "3",
+                       "NEWSSTREAM_HEARTBEAT_INTERVAL_S": "1", "NEWSSTREAM_WORKER_DATADIR": f"{tmp}/{mode}",
+                       "NEWSSTREAM_WORKER_APP_ID": f"bench-worker-{mode}", "NEWSSTREAM_EMBEDDINGS": mode,
+                       "NEWSSTREAM_LOG_LEVEL": "warning"}
+                worker = subprocess.Popen([sys.executable, "-m", "newsstream", "worker", "--metrics-port", str(port)],
+                                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                try:
+                    wait_ready(port, worker, timeout=120)
+                    for label, make, n, raw_topic, out_topic in (
+                        ("ticker ~200 B", ticker_event, args.items, topics.RAW_TICKER, topics.ENRICHED_TICKER),
+                        ("article ~3 KB", article_event, args.article_items, topics.RAW_ARTICLES, topics.ENRICHED_ARTICLES),
+                    ):
+                        payloads = [make(i) for i in range(n)]
+                        cpu0 = cpu_seconds(child.pid)
+                        base = asyncio.run(time_through(settings, PASS_IN, PASS_OUT, payloads))
+                        cpu1 = cpu_seconds(worker.pid)
+                        pipe = asyncio.run(time_through(settings, raw_topic, out_topic, payloads))
+                        worker_cpu = (cpu_seconds(worker.pid) - cpu1) / n * 1e6
+                        base_cpu = (cpu_seconds(child.pid) - cpu0) / n * 1e6
+                        rows.append((mode, label, n, sum(map(len, payloads)) // n, n / pipe, n / base, worker_cpu, base_cpu))
+                finally:
+                    worker.terminate()
+                    worker.wait(15)
         finally:
-            for proc in (worker, child):
-                proc.terminate()
-                proc.wait(15)
+            child.terminate()
+            child.wait(15)
 
-    print(f"{'payload':<14} {'items':>7} {'bytes':>6} {'pipeline/s':>11} {'passthrough/s':>14} {'ratio':>6}"
+    print(f"{'embeddings':<10} {'payload':<14} {'items':>7} {'bytes':>6} {'pipeline/s':>11} {'passthrough/s':>14} {'ratio':>6}"
           f" {'worker µs CPU/item':>19} {'passthrough µs CPU/item':>24}")
-    for label, n, size, pipe_rate, base_rate, worker_cpu, base_cpu in rows:
-        print(f"{label:<14} {n:>7} {size:>6} {pipe_rate:>11.0f} {base_rate:>14.0f} {pipe_rate / base_rate:>6.2f}"
+    for mode, label, n, size, pipe_rate, base_rate, worker_cpu, base_cpu in rows:
+        print(f"{mode:<10} {label:<14} {n:>7} {size:>6} {pipe_rate:>11.0f} {base_rate:>14.0f} {pipe_rate / base_rate:>6.2f}"
               f" {worker_cpu:>19.0f} {base_cpu:>24.0f}")
 
 

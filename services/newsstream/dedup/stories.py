@@ -51,6 +51,7 @@ stream gives the same ids.
 from __future__ import annotations
 
 import base64
+import functools
 import math
 import re
 import zlib
@@ -111,6 +112,7 @@ STOP_WORDS: frozenset[str] = frozenset(normalize_text(_STOP_WORDS_RAW).split())
 _AR_PREFIXES = ("وال", "بال", "فال", "كال", "لل", "ال")
 
 
+@functools.lru_cache(maxsize=200_000)  # a stream's vocabulary repeats: most words are looked up, not stemmed
 def _stem(word: str) -> str:
     for prefix in _AR_PREFIXES:
         if word.startswith(prefix) and len(word) - len(prefix) >= 3:
@@ -202,6 +204,14 @@ def vector_similarity(cos: float, lexical: float, terms: tuple[int, int], config
             return 0.0
         probability *= config.vector_threshold / config.short_vector_threshold
     return probability
+
+
+@functools.lru_cache(maxsize=50_000)
+def _profile_unit(encoded: str) -> np.ndarray:
+    # Cached: a live story's profiles are scored again for every item that finds it.
+    vector = unit(int8_vector(encoded))
+    vector.flags.writeable = False  # shared by every caller
+    return vector
 
 
 class _Idf(dict):  # type: ignore[type-arg]
@@ -500,7 +510,7 @@ class Stories:
                 for prof in with_vectors:
                     group = prof[5] if len(prof) > 5 else prof[0]
                     p = vector_similarity(
-                        float(query @ unit(int8_vector(prof[4]))),
+                        float(query @ _profile_unit(prof[4])),
                         # Lean: no document frequencies kept, and only "shares a word" matters here.
                         pair_similarity(term_ids, prof[1], entities, prof[2], cfg.entity_weight,
                                         None if cfg.lean_vectors else weight, entity_idf),
