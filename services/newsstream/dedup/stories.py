@@ -24,15 +24,19 @@ profiles contain it); terms in more than ``max_postings`` stories are too
 common to find candidates with.
 
 With sentence vectors (``NEWSSTREAM_EMBEDDINGS``, the default) the meaning
-decides: candidates come from the term index and from the nearest story
-vectors (:mod:`newsstream.dedup.vectors`), and an item joins the story whose
+decides: candidates come from the nearest story vectors
+(:mod:`newsstream.dedup.vectors`), and an item joins the story whose
 profiles it matches best by :func:`vector_similarity` — the probability of
 one story from the cosine of the two items' language-centred vectors,
-averaged over the story's profiles and decayed with the story's idle time —
-if that reaches ``vector_threshold``. So the same event told in other words
-or another language joins, and the headline gate (a word test) is not
-applied. An item without a vector (embeddings off) is placed by words as
-described above. ``docs/dedup.md`` has the measurements of both.
+averaged over the story's profiles (the lines of one ticker thread counting
+once) and decayed with the item's distance in time from the story — if that
+reaches ``vector_threshold``. So the same event told in other words or
+another language joins, and the headline gate (a word test) is not applied.
+The words of long texts are then not kept at all (``lean_vectors``: no
+postings, no document frequencies); a short text keeps its terms, because
+two short texts must share one. An item without a vector (embeddings off)
+is placed by words as described above. ``docs/dedup.md`` has the
+measurements of both.
 
 State is one mapping with JSON-able values (a changelog-backed table in the
 worker; ``docs/dedup.md`` explains why stories run on one partition):
@@ -196,7 +200,7 @@ def vector_similarity(cos: float, lexical: float, terms: tuple[int, int], config
     the pairs it was fitted on are all article-length. Two short texts must
     also share a content word or an entity (``lexical`` > 0): on real
     breaking-news lines posted weeks apart, 4.6% of pairs reach 0.6 on the
-    vector alone and 2.0% with a shared word (docs/dedup.md, "Two lines").
+    vector alone and 2.0% with a shared word (docs/dedup.md, "Lines, threads and late items").
     """
     probability = same_story_probability(cos, lexical, config.vector_weights)
     if min(terms) < config.short_terms:
