@@ -6,8 +6,8 @@ python-crfsuite)::
     .venv/bin/python tools/build_models.py all
 
 or one part: ``gazetteer``, ``clusters``, ``names``, ``ner`` (needs the three
-before it), ``topics``, ``language-means``; ``ner-cv`` and ``topics-cv`` print cross-validated
-figures. The data are read by path
+before it), ``topics``, ``language-means``; ``ner-cv``, ``topics-cv`` and ``topics-vectors-cv`` (the sentence
+encoder for topics) print cross-validated figures. The data are read by path
 from ``<repo>/../shared/data`` (override with ``NEWSSTREAM_SHARED_DATA``) and
 never copied into the repository.
 """
@@ -404,6 +404,10 @@ def main(argv: list[str]) -> None:
         from train_topics import topics_cv
 
         topics_cv(SHARED)
+    if what == "topics-vectors-cv":
+        from train_topics import topics_vectors_cv
+
+        topics_vectors_cv(SHARED)
 
 
 if __name__ == "__main__":
