@@ -22,7 +22,6 @@ import statistics
 import sys
 import tempfile
 import time
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from aiokafka import AIOKafkaConsumer
 from newsstream.cli.demo import FAST_GROUP_ENV, spawn_service
 from newsstream.contract import topics
 from newsstream.platform.broker import EmbeddedBroker
+from newsstream.platform.health import ready
 from newsstream.platform.kafka import ensure_topics, start_producer
 from newsstream.platform.settings import Settings
 
@@ -53,14 +53,6 @@ def sentences() -> list[str]:
 def quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-
-def ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 async def run_rate(settings: Settings, store: Path, texts: list[str], rate: float, seconds: float, tag: str) -> dict[str, object]:

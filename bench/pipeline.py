@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import orjson
@@ -29,6 +28,7 @@ from aiokafka import AIOKafkaConsumer
 from newsstream.contract import topics
 from newsstream.contract.topics import TopicSpec
 from newsstream.platform.broker import EmbeddedBroker, free_port
+from newsstream.platform.health import ready
 from newsstream.platform.kafka import ensure_topics, make_consumer, start_producer
 from newsstream.platform.settings import Settings
 
@@ -117,12 +117,8 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) ->
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"worker exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
+        if ready(port, timeout_s=1):
+            return
         time.sleep(0.2)
     raise RuntimeError("worker not ready")
 

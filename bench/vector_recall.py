@@ -23,8 +23,8 @@ import numpy as np
 import orjson
 from usearch.index import Index
 
-from newsstream.enrich.embedding import ARTICLE_TOKENS, centred, get_encoder
-from newsstream.text.language import detect_language
+from newsstream.enrich.embedding import ARTICLE_TOKENS
+from newsstream.evaluation.stories import worker_vectors
 
 SHARED = Path(os.environ.get("NEWSSTREAM_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 SETTINGS = ((128, 128), (64, 64), (64, 128))  # (expansion_add, expansion_search); the worker ships 64/128
@@ -49,14 +49,7 @@ def texts() -> list[str]:
 def vectors(cache: Path | None) -> np.ndarray:
     if cache is not None and cache.exists():
         return np.load(cache)
-    encoder, corpus, out = get_encoder(), texts(), []
-    for start in range(0, len(corpus), 16):
-        chunk = corpus[start:start + 16]
-        for text, encoded in zip(chunk, encoder.encode(chunk, max_tokens=ARTICLE_TOKENS)):
-            out.append(centred(encoded.pooled, detect_language(text)[0]))
-        print(f"\rembedded {len(out)}/{len(corpus)}", end="", flush=True)
-    print()
-    result = np.stack(out)
+    result = worker_vectors(texts(), ARTICLE_TOKENS)
     if cache is not None:
         np.save(cache, result)
     return result

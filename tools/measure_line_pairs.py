@@ -22,7 +22,8 @@ import numpy as np
 
 from common import SHARED
 from newsstream.dedup.stories import StoryConfig, content_terms, same_story_probability
-from newsstream.enrich.embedding import LINE_TOKENS, centred, get_encoder
+from newsstream.enrich.embedding import LINE_TOKENS
+from newsstream.evaluation.stories import worker_vectors
 from newsstream.text.normalize import normalize_text
 
 TICKER = SHARED / "aja_breaking_ticker" / "ticker.jsonl"
@@ -35,11 +36,7 @@ def main() -> None:
     lines = [_PREFIX.sub("", r["text"]).split("#")[0].strip() for r in rows]
     speakers = [m.group(1).strip() if (m := _ATTRIBUTION.match(t)) else None for t in lines]
     texts = [t.split(":", 1)[1].strip() if who else t for t, who in zip(lines, speakers)]
-    encoder = get_encoder()
-    pooled = [e.pooled for start in range(0, len(texts), 32)
-              for e in encoder.encode(texts[start:start + 32], max_tokens=LINE_TOKENS)]
-    vectors = np.stack([centred(v, "ar").astype(np.float64) for v in pooled])
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors = worker_vectors(texts, LINE_TOKENS)
     terms = [content_terms(normalize_text(t)) for t in texts]
     weights = StoryConfig().vector_weights
 

@@ -137,18 +137,12 @@ def topics_vectors_cv(shared: Path) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
-    from newsstream.enrich.embedding import ARTICLE_TOKENS, centred, get_encoder
+    from newsstream.enrich.embedding import ARTICLE_TOKENS
     from newsstream.evaluation.scoring import macro_f1
-    from newsstream.text.language import detect_language
+    from newsstream.evaluation.stories import worker_vectors
 
     docs, y = _load(shared)
-    encoder, rows = get_encoder(), []
-    texts = [f"{title}\n{text}".strip() for title, text in docs]
-    for start in range(0, len(texts), 16):
-        chunk = texts[start:start + 16]
-        rows += [centred(e.pooled, detect_language(t)[0]) for t, e in zip(chunk, encoder.encode(chunk, max_tokens=ARTICLE_TOKENS))]
-    V = np.stack(rows).astype(np.float32)
-    V /= np.linalg.norm(V, axis=1, keepdims=True)
+    V = worker_vectors([f"{title}\n{text}".strip() for title, text in docs], ARTICLE_TOKENS)
     M, classes = _cv_margins(docs, y, extra=_extra(shared))
     labels = np.array(y)
     res = {"text_model": macro_f1(y, [classes[i] for i in M.argmax(1)])["macro_f1"]}

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from newsstream.cli.demo import ServiceProcess, spawn_service
+from newsstream.platform.health import ready  # noqa: F401  (the tests poll harness.ready)
 from newsstream.platform.settings import Settings
 
 T = TypeVar("T")
@@ -58,15 +59,6 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         for family in text_string_to_metric_families(text)
         for s in family.samples
     }
-
-
-def ready(port: int) -> bool:
-    """True when the service's /readyz answers 200."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def metric_sum(port: int, name: str, **labels: str) -> float:

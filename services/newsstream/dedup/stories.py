@@ -200,7 +200,7 @@ def vector_similarity(cos: float, lexical: float, terms: tuple[int, int], config
     the pairs it was fitted on are all article-length. Two short texts must
     also share a content word or an entity (``lexical`` > 0): on real
     breaking-news lines posted weeks apart, 4.6% of pairs reach 0.6 on the
-    vector alone and 2.0% with a shared word (docs/dedup.md, "Lines, threads and late items").
+    vector alone and 1.9% with a shared word (docs/dedup.md, "Lines, threads and late items").
     """
     probability = same_story_probability(cos, lexical, config.vector_weights)
     if min(terms) < config.short_terms:

@@ -11,6 +11,7 @@ import math
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -293,18 +294,23 @@ def eval_stream(
     return result
 
 
-def pair_vectors(pairs: list[tuple[str, str]], article_tokens: int) -> dict[str, np.ndarray]:
-    """Each distinct text's vector, embedded as the worker embeds an article (int8 round trip included)."""
-    texts = sorted({text for pair in pairs for text in pair})
+def worker_vectors(texts: Sequence[str], article_tokens: int) -> np.ndarray:
+    """Each text's vector as stage 3 compares it: embedded as the worker embeds an article
+    (int8 round trip included), centred on the detected language, unit length; one row per text."""
     now = datetime.now(UTC)
-    out: dict[str, np.ndarray] = {}
+    rows: list[np.ndarray] = []
     for start in range(0, len(texts), 64):
         chunk = texts[start:start + 64]
-        raws = [RawArticle(id=f"pair-{start + n}", source="pairs", body=text, fetched_at=now) for n, text in enumerate(chunk)]
-        for text, raw, embedding in zip(chunk, raws, embed(raws, article_tokens)):
-            # Centred on the detected language, as stage 3 compares items.
+        raws = [RawArticle(id=f"text-{start + n}", source="eval", body=text, fetched_at=now) for n, text in enumerate(chunk)]
+        for raw, embedding in zip(raws, embed(raws, article_tokens)):
             language = detect_language(language_sample(raw))[0]
-            out[text] = unit(centred(int8_vector(embedding.vector), language))
-        print(f"\rembedded {len(out)}/{len(texts)} texts", end="", file=sys.stderr, flush=True)
+            rows.append(unit(centred(int8_vector(embedding.vector), language)))
+        print(f"\rembedded {len(rows)}/{len(texts)} texts", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    return out
+    return np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
+
+
+def pair_vectors(pairs: list[tuple[str, str]], article_tokens: int) -> dict[str, np.ndarray]:
+    """Each distinct text's vector (:func:`worker_vectors`)."""
+    texts = sorted({text for pair in pairs for text in pair})
+    return dict(zip(texts, worker_vectors(texts, article_tokens)))

@@ -84,16 +84,22 @@ async def start_health_server(
     return runner
 
 
+def _answers(host: str, port: int, path: str, timeout_s: float) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=timeout_s) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 def alive(ports: list[int], host: str = "127.0.0.1", timeout_s: float = 1.0) -> bool:
     """True when ``/healthz`` answers 200 on one of ``ports``."""
-    for port in ports:
-        try:
-            with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=timeout_s) as response:
-                if response.status == 200:
-                    return True
-        except OSError:
-            continue
-    return False
+    return any(_answers(host, port, "/healthz", timeout_s) for port in ports)
+
+
+def ready(port: int, host: str = "127.0.0.1", timeout_s: float = 2.0) -> bool:
+    """True when the service on ``port`` answers ``/readyz`` with 200 (it can do work)."""
+    return _answers(host, port, "/readyz", timeout_s)
 
 
 if __name__ == "__main__":
