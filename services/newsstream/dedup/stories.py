@@ -325,7 +325,8 @@ class Stories:
         sid = story["story_id"]
         self.vectors.keep_only(sid, (prof[0] for prof in story["profiles"]))
         for prof in story["profiles"]:
-            if len(prof) > 4 and prof[4]:
+            # Decoded only when new: the others are indexed already (this runs per placement).
+            if len(prof) > 4 and prof[4] and not self.vectors.holds(sid, prof[0]):
                 self.vectors.add(sid, prof[0], int8_vector(prof[4]))
 
     # -- placement -------------------------------------------------------

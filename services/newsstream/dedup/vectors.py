@@ -54,6 +54,9 @@ class VectorIndex:
     def __len__(self) -> int:
         return len(self._story)
 
+    def holds(self, story_id: str, item_id: str) -> bool:
+        return item_id in self._keys.get(story_id, ())
+
     def add(self, story_id: str, item_id: str, vector: np.ndarray) -> None:
         items = self._keys.setdefault(story_id, {})
         if item_id in items:
