@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+from array import array
 from collections.abc import Iterator, MutableMapping
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from newsstream.contract.models import RawArticle, RawTickerItem
@@ -14,6 +17,7 @@ from newsstream.dedup.neardup import (
     band_keys,
     estimate_jaccard,
     jaccard,
+    low16,
     lsh_params,
     partition_for_band,
     shingles,
@@ -242,3 +246,36 @@ def test_datasketch_and_rensa_estimate_the_same_jaccard() -> None:
     for backend in ("rensa", "datasketch"):
         est = estimate_jaccard(signature(a, backend=backend), signature(b, backend=backend))
         assert abs(est - exact) < 0.12, backend
+
+
+def test_signatures_are_stored_as_16_bit_values() -> None:
+    index = NearDupIndex()
+    near(index, "a1", WIRE_BODY)
+    packed = index.items["a1"][2]  # type: ignore[index]
+    assert len(packed) == 344 and len(base64.b64decode(packed)) == 2 * index.config.num_perm
+    full = signature(shingles(normalize_text(WIRE_BODY)))
+    assert np.array_equal(np.frombuffer(base64.b64decode(packed), dtype="<u2"), np.asarray(full) & 0xFFFF)
+
+
+def test_a_32_bit_signature_stored_before_16_bit_ones_is_still_read() -> None:
+    """A running deployment's changelog holds 32-bit signatures: they are cut to 16 bits on read."""
+    index = NearDupIndex()
+    near(index, "a1", WIRE_BODY)
+    old_format = NearDupIndex()
+    near(old_format, "a1", WIRE_BODY)
+    full = signature(shingles(normalize_text(WIRE_BODY)))
+    old_format.items["a1"][2] = base64.b64encode(np.asarray(full, dtype="<u4").tobytes()).decode()  # type: ignore[index]
+    assert len(base64.b64decode(old_format.items["a1"][2])) == 512  # type: ignore[index]
+    old_format.bands.clear()
+    assert old_format.rebuild_bands() == 1
+    assert {k: list(v) for k, v in old_format.bands.items()} == {k: list(v) for k, v in index.bands.items()}
+    expected = near(index, "a2", LIGHT_EDIT_BODY, at=60)
+    assert expected.duplicate_of == "a1"
+    assert near(old_format, "a2", LIGHT_EDIT_BODY, at=60) == expected
+
+
+def test_the_estimate_compares_the_low_16_bits() -> None:
+    a = array("I", [0x0001_0005, 7, 9, 11])
+    b = array("I", [0x0002_0005, 7, 10, 12])  # first slot differs in its high bits only
+    assert estimate_jaccard(a, b) == 0.5
+    assert band_keys(a, 1, 4, "k") == band_keys(low16(a), 1, 4, "k")
