@@ -93,7 +93,7 @@ def bench_backend(backend: str, pairs: list[tuple[str, str]], stream_texts: list
 
     per_item = _best(run_index, repeat) / len(stream_texts)
     idx = run_index()
-    near = sum(1 for v in idx.items.values() if v[3])
+    near = sum(1 for item_id in idx.items if idx.stored_verdict(item_id).duplicate_of)  # type: ignore[union-attr]
     held = len(idx)
     bytes_per_item = (deep_size(idx.items) + deep_size(idx.bands)) / held
     return {

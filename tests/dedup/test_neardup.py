@@ -279,3 +279,24 @@ def test_the_estimate_compares_the_low_16_bits() -> None:
     b = array("I", [0x0002_0005, 7, 10, 12])  # first slot differs in its high bits only
     assert estimate_jaccard(a, b) == 0.5
     assert band_keys(a, 1, 4, "k") == band_keys(low16(a), 1, 4, "k")
+
+
+def test_an_original_is_stored_without_an_empty_verdict_and_old_six_field_values_are_read() -> None:
+    index = NearDupIndex()
+    near(index, "a1", WIRE_BODY, at=1_764_057_600.0)
+    near(index, "a2", LIGHT_EDIT_BODY, at=1_764_057_660.0)
+    original, copy = index.items["a1"], index.items["a2"]
+    assert len(original) == 3 and original[0] == 1_764_057_600 and isinstance(original[0], int)  # type: ignore[arg-type,index]
+    assert copy[3] == "a1" and len(copy) == 5  # type: ignore[arg-type,index]  # matched == duplicate_of: not repeated
+    assert index.stored_verdict("a1") == (None, 0.0, None)
+    assert index.stored_verdict("a2") == ("a1", copy[4], "a1")  # type: ignore[index]
+    # Six fields, as earlier versions wrote every item: the same verdicts.
+    index.items["a1"] = [1_764_057_600.0, "article", original[2], None, 0.0, None]  # type: ignore[index]
+    index.items["a2"] = [1_764_057_660.0, "article", copy[2], "a1", copy[4], "a1"]  # type: ignore[index]
+    assert near(index, "a1", WIRE_BODY, at=1_764_057_700.0) == (None, 0.0, None)
+    assert near(index, "a2", LIGHT_EDIT_BODY, at=1_764_057_700.0) == ("a1", copy[4], "a1")  # type: ignore[index]
+    assert index.root_of("a2") == "a1" and index.root_of("a1") == "a1"
+    # A copy of the copy still points to the root through either form.
+    assert near(index, "a3", LIGHT_EDIT_BODY, at=1_764_057_720.0) == ("a1", 1.0, "a2")
+    assert index.items["a3"][3:] == ["a1", 1.0, "a2"]  # type: ignore[index]  # matched another: kept
+    assert index.stored_verdict("a3") == ("a1", 1.0, "a2") and index.stored_verdict("zz") is None
