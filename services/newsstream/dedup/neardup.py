@@ -403,7 +403,8 @@ class NearDupIndex:
             entries = entries[-2 * self.config.max_band_entries :]
             self.bands[key] = entries
             writes.append(StateWrite("bands", key, entries))
-        value: list[object] = [_stamp(now), kind, _pack(sig)]
+        stamp = _stamp(now)  # one int object shared by the item and its sentence counts, not one per entry
+        value: list[object] = [stamp, kind, _pack(sig)]
         if verdict.duplicate_of is not None:
             value += [verdict.duplicate_of, verdict.similarity]
             if verdict.matched != verdict.duplicate_of:
@@ -416,7 +417,7 @@ class NearDupIndex:
             for key in dict.fromkeys(key for _, key in sentences):
                 entry = self.common.get(key)
                 count = int(entry[0]) + 1 if entry is not None and now - float(entry[1]) <= self.config.window_s else 1
-                counted = [count, _stamp(now)]
+                counted = [count, stamp]
                 self.common[key] = counted
                 writes.append(StateWrite("common", key, counted))
         return verdict, writes
