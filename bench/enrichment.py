@@ -13,7 +13,9 @@ sample pages and of wire.jsonl, and the sample articles cut or repeated to
 
 then the sentence encoder (NEWSSTREAM_EMBEDDINGS=on) in CPU ms per item, in
 the worker's batches, at 64, 128 (the worker's) and 256 article tokens, beside
-the rest of the enrichment, against the budget (150 ms an article, 25 a line).
+the rest of the enrichment, against the budget (150 ms an article, 25 a line);
+and the whole of stage 1 with embeddings on (``item.enrich_batch``) for several
+budgets of the entity tagger's context (NEWSSTREAM_NER_CONTEXT_TOKENS).
 
 Models are loaded before timing. One machine, one run: compare figures from
 the same run only.
@@ -137,6 +139,9 @@ def bench_embedding(tickers: list[RawTickerItem], articles: list[RawArticle], ro
     batch_t = (tickers * (BATCH // max(1, len(tickers)) + 1))[:BATCH]
     batch_a = (articles * (BATCH // max(1, len(articles)) + 1))[:BATCH]
     embed(batch_t[:2])  # warm
+    from newsstream.platform.settings import Settings
+
+    context = Settings.model_fields["ner_context_tokens"].default  # the worker's, with embeddings on
     rest_t = _cpu_ms_per_item(lambda b: [worker_enrich.enrich(it, T0) for it in b], batch_t, rounds)
     rest_a = _cpu_ms_per_item(lambda b: [worker_enrich.enrich(it, T0) for it in b], batch_a, rounds)
     line = _cpu_ms_per_item(embed, batch_t, rounds)
@@ -146,7 +151,16 @@ def bench_embedding(tickers: list[RawTickerItem], articles: list[RawArticle], ro
         cost = _cpu_ms_per_item(lambda b, n=tokens: embed(b, n), batch_a, rounds)
         mark = "  <- the worker's" if tokens == 128 else ""
         print(f"{'article':8} {tokens:>14} {cost:12.1f}   + rest of enrichment {rest_a:.1f} = {cost + rest_a:.1f} (budget 150){mark}")
-
+    # Stage 1 as the worker runs it with embeddings on (item.enrich_batch): the vector, and the
+    # tagger reading each text's first N tokens in context (NEWSSTREAM_NER_CONTEXT_TOKENS): the
+    # vector's window comes with it, every further token costs six of the encoder's layers.
+    print(f"\n{'kind':8} {'context tokens':>14} {'CPU ms/item':>12}   (stage 1 with embeddings: item.enrich_batch, batches of {BATCH})")
+    for tokens in sorted({0, 128, 256, 512, context}):
+        mark = "  <- the worker's" if tokens == context else ""
+        for kind, batch, budget in (("ticker", batch_t, 25), ("article", batch_a, 150)):
+            cost = _cpu_ms_per_item(lambda b, n=tokens: worker_enrich.enrich_batch(b, T0, embeddings=True, article_tokens=128,
+                                                                                 ner_context_tokens=n), batch, rounds)
+            print(f"{kind:8} {tokens:>14} {cost:12.1f}   (budget {budget}){mark}")
 
 
 if __name__ == "__main__":

@@ -211,7 +211,7 @@ def _train_crf(sents, ner, c1=None, c2=None, max_iter=None, feats=None):
 
     trainer = pycrfsuite.Trainer(verbose=False)
     for k, (toks, tags) in enumerate(sents):
-        trainer.append(feats[k] if feats is not None else ner.token_features(toks), tags)
+        trainer.append(pycrfsuite.ItemSequence(feats[k] if feats is not None else ner.token_features(toks)), tags)
     trainer.set_params({"c1": C1 if c1 is None else c1, "c2": C2 if c2 is None else c2,
                         "max_iterations": ITERATIONS if max_iter is None else max_iter,
                         "feature.possible_transitions": True})
@@ -238,6 +238,115 @@ def _anercorp():
     return [(r["tokens"], r["tags"]) for r in jsonl(SHARED / "anercorp" / "train.jsonl")]
 
 
+# Contextual features (ner_context, ner.ContextProbe): the encoder's layer-6
+# word states, read out by a logistic regression into BIO probabilities that
+# both CRF stages weigh as soft features.
+PROBE_C = 0.1  # L2 strength of the probe (C of scikit-learn's LogisticRegression)
+PROBE_PARTS = 4  # the CRFs learn from probabilities of probes that did not see the sentence (jackknife)
+# Share of training sentences whose context features are left out: the tagger
+# also tags words without a state (past the context budget, embeddings off),
+# and the dropout keeps the CRF from leaning on the probe alone (CV with it,
+# sentence by sentence, stage 1: 0.786 with context, 0.739 without; trained
+# with context everywhere: 0.779 with it).
+CONTEXT_DROP = 0.5
+_CONTEXT: dict = {}  # set of rows -> ({row: probe probabilities}, probe) for the training jobs (fork-inherited)
+
+
+def _anercorp_states():
+    """Word states of every ANERcorp sentence (a list of (words, 384) arrays),
+    encoded as the pipeline encodes an article body: documents of consecutive
+    sentences (``scoring.documents``), tokens joined by spaces, windows of 128
+    tokens. ``NER_STATES_CACHE``: an .npy file to keep them in between builds."""
+    import numpy as np
+
+    from newsstream.enrich.ner_context import word_states
+    from newsstream.evaluation.scoring import documents
+
+    toks = [t for t, _ in _anercorp()]
+    bounds = np.cumsum([0] + [len(t) for t in toks])
+    cache = os.environ.get("NER_STATES_CACHE")
+    if cache and Path(cache).exists():
+        flat = np.load(cache).astype(np.float32)
+    else:
+        t, rows = time.time(), []
+        for a, b in documents(toks):
+            spans, pos = [], 0
+            for sent in toks[a:b]:
+                for w in sent:
+                    spans.append((pos, pos + len(w)))
+                    pos += len(w) + 1
+            rows += word_states([(" ".join(w for sent in toks[a:b] for w in sent), spans)])
+        flat = np.concatenate(rows)
+        print(f"  word states of {len(flat)} words: {time.time() - t:.0f}s", flush=True)
+        if cache:
+            np.save(cache, flat.astype(np.float16))
+    return [flat[bounds[i]:bounds[i + 1]] for i in range(len(toks))]
+
+
+def _fit_probe(states, tags) -> dict:
+    """The context probe (``ner.ContextProbe``'s model) of word states and their gold tags."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from newsstream.enrich.ner_context import CONTEXT_LAYER
+
+    X = np.concatenate(states)
+    y = [t for tg in tags for t in tg]
+    mean, scale = X.mean(0), X.std(0) + 1e-6
+    m = LogisticRegression(C=PROBE_C, max_iter=300).fit((X - mean) / scale, y)
+    return {"layer": CONTEXT_LAYER, "labels": [str(c) for c in m.classes_], "mean": mean.round(5).tolist(),
+            "scale": scale.round(5).tolist(), "coef": m.coef_.T.round(5).tolist(), "intercept": m.intercept_.round(5).tolist()}
+
+
+def _context_probs(train_idx: list[int], states, sents) -> tuple[dict, dict]:
+    """Probe probabilities of every training row from a probe that did not see
+    it (PROBE_PARTS contiguous parts), and the probe of all the rows."""
+    from newsstream.enrich.ner import ContextProbe
+
+    probs = {}
+    for j in range(PROBE_PARTS):
+        lo, hi = len(train_idx) * j // PROBE_PARTS, len(train_idx) * (j + 1) // PROBE_PARTS
+        rest = train_idx[:lo] + train_idx[hi:]
+        probe = ContextProbe(_fit_probe([states[i] for i in rest], [sents[i][1] for i in rest]))
+        for i in train_idx[lo:hi]:
+            probs[i] = probe.probabilities(states[i])
+    return probs, _fit_probe([states[i] for i in train_idx], [sents[i][1] for i in train_idx])
+
+
+def _with_context(i: int, sents) -> bool:
+    """Whether training row ``i`` keeps its context features (CONTEXT_DROP leaves the others out)."""
+    import zlib
+
+    return zlib.crc32(" ".join(sents[i][0]).encode("utf-8")) % 1000 >= CONTEXT_DROP * 1000
+
+
+def _row_features(i: int, sents, ner, set_key, extra=None) -> list[dict[str, float]]:
+    """CRF features of training row ``i``: its tokens', the stacking ones
+    (``extra``) and, unless dropped, the context ones."""
+    base = ner.token_features(sents[i][0])
+    if extra is not None:
+        base = [b + e for b, e in zip(base, extra)]
+    feats = [dict.fromkeys(f, 1.0) for f in base]
+    if set_key in _CONTEXT and _with_context(i, sents):
+        probs, probe = _CONTEXT[set_key]
+        for f, c in zip(feats, ner.context_features(probs[i], probe["labels"])):
+            f.update(c)
+    return feats
+
+
+def _tag_rows(tagger, rows: list[int], sents, set_key) -> list[list[str]]:
+    """First-stage tags of training rows, with their context features as in training."""
+    import numpy as np
+
+    toks = [sents[i][0] for i in rows]
+    if set_key not in _CONTEXT:
+        return tagger.tag_batch(toks)
+    probs, probe = _CONTEXT[set_key]
+    kept = [i for i in rows if sents[i][0]]
+    p = np.concatenate([probs[i] if _with_context(i, sents) else np.zeros_like(probs[i]) for i in kept])
+    return tagger.tag_batch(toks, extra_emissions=tagger._context_emissions(p, [len(sents[i][0]) for i in kept], probe["labels"]))
+
+
 # Bias added to the O emission when decoding, chosen with ner_cv (see ner_crf.md).
 O_BIAS = float(os.environ.get("NER_O_BIAS", 0.0))
 
@@ -254,10 +363,10 @@ def _stage1_job(job):
     ner = _ner_setup()
     sents = _anercorp()
     t = time.time()
-    model = _train_crf([sents[i] for i in train_idx], ner)
+    model = _train_crf([sents[i] for i in train_idx], ner, feats=[_row_features(i, sents, ner, f) for i in train_idx])
     tagger = ner.Tagger(model)
     tagger.o_bias = O_BIAS
-    tags = tagger.tag_batch([sents[i][0] for i in pred_idx]) if pred_idx else []
+    tags = _tag_rows(tagger, pred_idx, sents, f) if pred_idx else []
     print(f"  stage 1, set {f} {kind}: {len(train_idx)} sentences, {time.time() - t:.0f}s", flush=True)
     return f, kind, (model if kind == "stage1" else None), pred_idx, tags
 
@@ -283,18 +392,28 @@ def _stage2_job(job):
         for a, b in documents(toks):
             extra = ner.stack_features(toks[a:b], [tags1[i] for i in run[a:b]])
             for i, ex in zip(run[a:b], extra):
-                feats[i] = [base + more for base, more in zip(ner.token_features(sents[i][0]), ex)]
+                feats[i] = _row_features(i, sents, ner, f, ex)
     model = _train_crf([sents[i] for i in train_idx], ner, feats=[feats[i] for i in train_idx])
     model["o_bias"] = O_BIAS
     print(f"  stage 2, set {f}: {time.time() - t:.0f}s, {len(model['state'])} attributes", flush=True)
     return f, model
 
 
-def _train_stacked(train_sets: list[list[int]], procs: int) -> list[dict]:
+def _train_stacked(train_sets: list[list[int]], procs: int, context: bool) -> list[dict]:
     """One stacked model per set of ANERcorp rows: the first stage trained on
-    all of the set, the second on the set with jackknifed first-stage tags."""
+    all of the set, the second on the set with jackknifed first-stage tags;
+    with ``context``, both with the context probe's probabilities, the probe
+    in the model."""
     from multiprocessing import get_context
 
+    _CONTEXT.clear()
+    if context:
+        sents = _anercorp()
+        states = _anercorp_states()
+        for f, tr in enumerate(train_sets):
+            t = time.time()
+            _CONTEXT[f] = _context_probs(tr, states, sents)
+            print(f"  context probe, set {f}: {time.time() - t:.0f}s", flush=True)
     jobs = []
     for f, tr in enumerate(train_sets):
         jobs.append((f, "stage1", tr, []))
@@ -314,16 +433,24 @@ def _train_stacked(train_sets: list[list[int]], procs: int) -> list[dict]:
         m = first[f]
         m["o_bias"] = O_BIAS
         m["stage2"] = second[f]
+        if context:
+            m["context"] = _CONTEXT[f][1]
         out.append(m)
     return out
 
 
 def build_ner(procs: int = int(os.environ.get("NER_PROCS", 2))) -> None:
+    """The plain tagger (ner_crf.json.gz) and the tagger in context (ner_crf_context.json.gz)."""
     ner = _ner_setup()
-    (model,) = _train_stacked([list(range(len(_anercorp())))], procs)
-    model["version"] = ner.NER_VERSION
-    dump_gz(model, DATA / "ner_crf.json.gz")
-    print("ner: %d labels, %d + %d attributes" % (len(model["labels"]), len(model["state"]), len(model["stage2"]["state"])))
+    for context, version, path in ((False, ner.NER_VERSION, DATA / "ner_crf.json.gz"),
+                                   (True, ner.NER_CONTEXT_VERSION, ner.CONTEXT_MODEL)):
+        (model,) = _train_stacked([list(range(len(_anercorp())))], procs, context)
+        model["version"] = version
+        dump_gz(model, path)
+        print(f"{path.name}: %d labels, %d + %d attributes" % (len(model["labels"]), len(model["state"]), len(model["stage2"]["state"])))
+
+
+CV_CONTEXT_BUDGETS = [int(n) for n in os.environ.get("NER_CV_BUDGETS", "128,256,512").split(",") if n]
 
 
 def ner_cv(folds: int = 5, procs: int = int(os.environ.get("NER_CV_PROCS", 2))) -> dict:
@@ -335,34 +462,43 @@ def ner_cv(folds: int = 5, procs: int = int(os.environ.get("NER_CV_PROCS", 2))) 
 
     sents = _anercorp()
     n = len(sents)
-    cache = os.environ.get("NER_CV_MODELS")  # a file to keep the fold models in (re-scoring without retraining)
-    if cache and Path(cache).exists():
-        with gzip.open(cache, "rt", encoding="utf-8") as fh:
-            models = {int(k): m for k, m in json.load(fh).items()}
-    else:
-        models = dict(enumerate(_train_stacked([[i for i in range(n) if not n * k // folds <= i < n * (k + 1) // folds]
-                                                 for k in range(folds)], procs)))
-        if cache:
-            dump_gz(models, Path(cache))
+    train_sets = [[i for i in range(n) if not n * k // folds <= i < n * (k + 1) // folds] for k in range(folds)]
+    models: dict[bool, dict[int, dict]] = {}
+    for context in (False, True):
+        # files to keep the fold models in (re-scoring without retraining)
+        cache = os.environ.get("NER_CV_CONTEXT_MODELS" if context else "NER_CV_MODELS")
+        if cache and Path(cache).exists():
+            with gzip.open(cache, "rt", encoding="utf-8") as fh:
+                models[context] = {int(k): m for k, m in json.load(fh).items()}
+        else:
+            models[context] = dict(enumerate(_train_stacked(train_sets, procs, context)))
+            if cache:
+                dump_gz(models[context], Path(cache))
     ner = _ner_setup()
     gold = [t for _, t in sents]
     toks = [list(s) for s, _ in sents]
-    # (name, gazetteer, sentences per document: None = articles of <= 6,000 characters, the eval's default)
-    configs = [("tagger, sentence by sentence", False, 1), ("tagger, articles", False, None),
-               ("pipeline, sentence by sentence", True, 1), ("pipeline, articles (eval default)", True, None)]
-    biases = tuple(sorted({0.0, -0.5, O_BIAS}, reverse=True))
+    # (name, gazetteer, sentences per document: None = articles of <= 6,000 characters, the eval's default,
+    #  encoder tokens per text with contextual word states: 0 = none, as with NEWSSTREAM_EMBEDDINGS=off)
+    full = 10**6
+    configs = [("tagger, sentence by sentence", False, 1, 0), ("tagger, articles", False, None, 0),
+               ("tagger+context, sentence by sentence", False, 1, full), ("tagger+context, articles", False, None, full),
+               ("pipeline, sentence by sentence", True, 1, 0), ("pipeline, articles", True, None, 0),
+               ("pipeline+context, sentence by sentence", True, 1, full), ("pipeline+context, articles", True, None, full)]
+    configs += [(f"pipeline+context {n} tokens, articles", True, None, n) for n in CV_CONTEXT_BUDGETS]
+    biases = (O_BIAS,)
     preds = {(c, bias): [] for c in configs for bias in biases}
     for k in range(folds):
         a, b = n * k // folds, n * (k + 1) // folds
-        ner._tagger = ner.Tagger(models[k])
+        ner._tagger, ner._context_tagger = ner.Tagger(models[False][k]), ner.Tagger(models[True][k])
         for bias in biases:
-            ner._tagger.o_bias = bias
-            if ner._tagger.stage2 is not None:
-                ner._tagger.stage2.o_bias = bias
+            for tagger in (ner._tagger, ner._context_tagger):
+                tagger.o_bias = bias
+                if tagger.stage2 is not None:
+                    tagger.stage2.o_bias = bias
             for c in configs:
                 for s, e in documents(toks[a:b], c[2]):
-                    preds[(c, bias)] += document_tags(toks[a + s:a + e], gazetteer=c[1])
-    ner._tagger = None
+                    preds[(c, bias)] += document_tags(toks[a + s:a + e], gazetteer=c[1], context_tokens=c[3])
+    ner._tagger = ner._context_tagger = None
     res = {}
     for (c, bias), pred in preds.items():
         r = span_prf(gold, pred)

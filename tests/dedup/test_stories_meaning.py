@@ -14,7 +14,7 @@ import pytest
 
 from newsstream.contract.models import RawArticle, RawTickerItem
 from newsstream.dedup.placement import Placement
-from newsstream.enrich.item import enrich, with_embeddings
+from newsstream.enrich.item import enrich, enrich_batch
 from newsstream.evaluation.stream_replay import Pipeline, PipelineConfig
 
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
@@ -58,7 +58,7 @@ SHIP_LINE = RawTickerItem(
 
 
 def _place(placement: Placement, *raws: RawArticle | RawTickerItem) -> dict[str, str]:
-    enriched = with_embeddings([enrich(raw, T0) for raw in raws], 128)
+    enriched = enrich_batch(list(raws), T0, embeddings=True, article_tokens=128, ner_context_tokens=256)
     return {e.id: placement.place(e, None).enriched.enrichment.story_id for e in sorted(enriched, key=lambda e: e.raw.published_at)}
 
 

@@ -250,13 +250,16 @@ def test_eval_entities_command(tmp_path: Path) -> None:
     row = {"tokens": ["قال", "الرئيس", "الأمريكي", "جورج", "بوش", "في", "واشنطن", "."],
            "tags": ["O", "O", "O", "B-PERS", "I-PERS", "O", "B-LOC", "O"]}
     f.write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
-    for args in (["entities", str(f)], ["entities", "--model-only", str(f)], ["entities", "--document-sentences", "20", str(f)]):
+    for args in (["entities", str(f)], ["entities", "--model-only", str(f)], ["entities", "--document-sentences", "20", str(f)],
+                 ["entities", "--context-tokens", "0", str(f)]):
         r = CliRunner().invoke(_app(), args)
         assert r.exit_code == 0, r.output
         res = json.loads(r.stdout.strip().splitlines()[-1])
         assert {"precision", "recall", "f1", "per_type"} <= set(res)
         assert set(res["per_type"]) == {"PERS", "LOC", "ORG"}
         assert res["f1"] == 1.0
+        # the default reads the text in context, as the worker does with embeddings on
+        assert res["context_tokens"] == (0 if "--context-tokens" in args else 256)
 
 
 # -- model files ------------------------------------------------------------------------

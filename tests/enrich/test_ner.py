@@ -118,14 +118,14 @@ def test_model_span_around_gazetteer_names_replaces_them(monkeypatch) -> None:
     text = "فاز ريال مدريد على برشلونة"
     s = text.index("ريال")
     e = s + len("ريال مدريد")
-    monkeypatch.setattr(ner, "tag_text", lambda t, toks=None: [("ORG", s, e, t[s:e])])
+    monkeypatch.setattr(ner, "tag_text", lambda t, toks=None, **_: [("ORG", s, e, t[s:e])])
     ents, _ = pipeline.find_entities(text)
     assert ("ORG", "ريال مدريد") in [(x["type"], x["text"]) for x in ents]
     assert not any(x["text"] == "مدريد" for x in ents)
     # a span that only adds a proclitic to a gazetteer name does not replace it
     text2 = "الوضع في سوريا وبغزة"
     s2 = text2.index("وبغزة")
-    monkeypatch.setattr(ner, "tag_text", lambda t, toks=None: [("LOC", s2, len(t), t[s2:])])
+    monkeypatch.setattr(ner, "tag_text", lambda t, toks=None, **_: [("LOC", s2, len(t), t[s2:])])
     ents2, _ = pipeline.find_entities(text2)
     assert any(x["text"] == "غزة" and x["source"] == "gazetteer" for x in ents2)
 
@@ -145,7 +145,7 @@ def test_eval_entities_default_is_the_product(tmp_path: Path) -> None:
 
 def _tagged(monkeypatch, *spans: tuple[str, str]) -> None:
     """The tagger finds exactly ``spans`` ((type, surface), first occurrence of each)."""
-    monkeypatch.setattr(ner, "tag_text", lambda t, toks=None: [(typ, t.index(w), t.index(w) + len(w), w) for typ, w in spans])
+    monkeypatch.setattr(ner, "tag_text", lambda t, toks=None, **_: [(typ, t.index(w), t.index(w) + len(w), w) for typ, w in spans])
 
 
 def _mentions(text: str) -> list[tuple[str, str, str | None, str]]:

@@ -90,6 +90,7 @@ def stream(
         stories=StoryConfig(threshold=story_threshold, window_s=story_window_hours * 3600, vector_threshold=vector_threshold),
         embeddings=embeddings,
         structured=load_settings().enrich_structured,  # as the worker enriches
+        ner_context_tokens=load_settings().ner_context_tokens,
     )
     interval = None if ticker_interval_minutes is None else ticker_interval_minutes * 60
     result = eval_stream(str(file), config, sample, interval)
@@ -122,10 +123,18 @@ def entities_cmd(
         help="Consecutive lines per document (name propagation works within a document; 1: every line "
              "on its own). Default: lines up to 6,000 characters, as the pipeline tags one article; "
              "ignored when rows have a 'doc' field.")] = None,
+    context_tokens: Annotated[int | None, typer.Option(
+        "--context-tokens", min=0,
+        help="Encoder tokens of each document the tagger reads in context. Default: as the worker "
+             "(NEWSSTREAM_NER_CONTEXT_TOKENS with embeddings on, else 0).")] = None,
 ) -> None:
     """Entity tagger: exact-match span P/R/F1 over PERS, LOC, ORG (last line: JSON)."""
+    if context_tokens is None:
+        settings = load_settings()
+        context_tokens = settings.ner_context_tokens if settings.embeddings else 0
     try:
-        res = eval_entities(file, gazetteer=not model_only, document_sentences=document_sentences)
+        res = eval_entities(file, gazetteer=not model_only, document_sentences=document_sentences,
+                            context_tokens=context_tokens)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     _type_table(res, "per_type")

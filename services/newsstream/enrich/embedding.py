@@ -22,10 +22,14 @@ import threading
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from newsstream.contract.models import Embedding, RawArticle, RawTickerItem
+
+if TYPE_CHECKING:
+    from newsstream.enrich.ner_context import TextContext
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +105,40 @@ def embed(raws: Sequence[RawArticle | RawTickerItem], article_tokens: int = ARTI
             for i, encoded in zip(chunk, encoder.encode([embedding_text(raws[i]) for i in chunk], max_tokens=budget)):
                 out[i] = to_embedding(encoded.pooled, len(encoded.ids))
     return out  # type: ignore[return-value]
+
+
+def embed_in_context(raws: Sequence[RawArticle | RawTickerItem], article_tokens: int = ARTICLE_TOKENS,
+                     context_tokens: int = 0) -> list[tuple[Embedding, TextContext | None]]:
+    """Each item's embedding and, with ``context_tokens``, the entity tagger's
+    context of the same text (its first ``context_tokens`` tokens, and at least
+    the embedded ones). One pass serves both: the embedded window's first six
+    layers are the tagger's context, the other six finish the vector; tokens
+    past the window cost their first six layers only."""
+    if context_tokens <= 0:
+        return [(e, None) for e in embed(raws, article_tokens)]
+    from newsstream.enrich.ner_context import CONTEXT_LAYER, encode_contexts
+
+    encoder = get_encoder()
+    out: list[tuple[Embedding, TextContext | None] | None] = [None] * len(raws)
+    for kind, budget in (("article", article_tokens), ("ticker", LINE_TOKENS)):
+        index = [i for i, raw in enumerate(raws) if raw.kind == kind]
+        for start in range(0, len(index), BATCH):
+            chunk = index[start:start + BATCH]
+            contexts, firsts = encode_contexts([embedding_text(raws[i]) for i in chunk], max(context_tokens, budget),
+                                               CONTEXT_LAYER, first_window=budget, encoder=encoder)
+            for i, context, last in zip(chunk, contexts, encoder.resume(firsts, CONTEXT_LAYER)):
+                pooled = last.mean(axis=0, dtype=np.float64)  # over <s> to </s>, as the engine pools
+                out[i] = (to_embedding((pooled / max(np.linalg.norm(pooled), 1e-6)).astype(np.float32), len(last)), context)
+    return out  # type: ignore[return-value]
+
+
+def text_base(raw: RawArticle | RawTickerItem, field: str) -> int:
+    """Where a field of an item starts in its :func:`embedding_text` (-1: not in it)."""
+    if isinstance(raw, RawArticle):
+        if field == "title":
+            return 0 if raw.title else -1
+        return len(raw.title) + 1 if raw.title else 0
+    return 0 if field == "text" else -1
 
 
 MEANS_FILE = Path(__file__).parent / "data" / "e5_language_means.npz"

@@ -455,25 +455,33 @@ class Encoder:
         for j, h in zip(chunk, hs):
             sink[j] = h
 
-    def forward(self, seqs: list[list[int]]) -> list[np.ndarray]:
-        """Last-layer states for each id sequence (each <= 512 ids, specials included)."""
+    def forward(self, seqs: list[list[int]], layers: int | None = None) -> list[np.ndarray]:
+        """Last-layer states for each id sequence (each <= 512 ids, specials included);
+        ``layers=N``: the states after the first N layers only (N/12 of the cost)."""
         lens = [len(s) for s in seqs]
         if max(lens) > self.max_positions:
             raise ValueError(f"sequence longer than {self.max_positions} tokens")
         ids = np.fromiter((i for s in seqs for i in s), dtype=np.int64, count=sum(lens))
         pos = np.concatenate([np.arange(n) for n in lens])
+        rows = self._word.reshape(-1, self._nbw)[ids]                # [T, 12] blocks
+        x = _dequant_blocks(rows.reshape(-1)).reshape(len(ids), self.dim)
+        x += self._pos[pos] + self._type0
+        x = _layernorm(x, *self._eln, self.eps)
+        return self._layers(x, lens, self.layers[:layers])
+
+    def resume(self, states: list[np.ndarray], start: int) -> list[np.ndarray]:
+        """Last-layer states of sequences whose states after ``start`` layers are
+        given (``forward(seqs, layers=start)``): the rest of the pass, so that one
+        pass can serve a caller of the middle layer and one of the last."""
+        return self._layers(np.concatenate(states), [len(s) for s in states], self.layers[start:])
+
+    def _layers(self, x: np.ndarray, lens: list[int], layers: list[dict]) -> list[np.ndarray]:
         H, nh = self.dim, self.nh
         hd = H // nh
         bounds = np.concatenate([[0], np.cumsum(lens)])
-
-        rows = self._word.reshape(-1, self._nbw)[ids]                # [T, 12] blocks
-        x = _dequant_blocks(rows.reshape(-1)).reshape(len(ids), H)
-        x += self._pos[pos] + self._type0
-        x = _layernorm(x, *self._eln, self.eps)
-
         q8 = _q8_roundtrip if self.act_quant else (lambda a: a)
         scale = np.float32(1.0 / math.sqrt(hd))
-        for ly in self.layers:
+        for ly in layers:
             qkv = q8(x) @ ly["wqkv"] + ly["bqkv"]                     # [T, 3H]
             ctx = np.empty_like(x)
             for s0, s1 in zip(bounds[:-1], bounds[1:]):

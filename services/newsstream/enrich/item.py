@@ -1,6 +1,7 @@
 """Enrichment as pure functions: raw event in, enriched event out. No Kafka here.
 
-The worker calls :func:`enrich` on every raw event and then decides
+The worker calls :func:`enrich_batch` on every batch of raw events (one
+encoder pass for the batch, then :func:`enrich` per item) and then decides
 ``duplicate_of`` with its dedup state (see :mod:`newsstream.dedup`).
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from newsstream import __version__
 from newsstream.contract.ids import content_hash, matching_text
@@ -28,6 +30,9 @@ from newsstream.contract.models import (
 from newsstream.errors import DataError
 from newsstream.text.language import detect_language
 from newsstream.text.normalize import normalize_text, word_count
+
+if TYPE_CHECKING:
+    from newsstream.enrich.ner_context import TextContext
 
 _log = logging.getLogger(__name__)
 
@@ -52,37 +57,57 @@ def warm_up(structured: bool = True, embeddings: bool = False) -> None:
         get_encoder()
 
 
-def with_embeddings(items: Sequence[Enriched], article_tokens: int) -> list[Enriched]:
-    """The items with their sentence vectors, computed in one batched pass. If the
-    encoder fails the items go on without vectors (logged): a bug in an enricher
+def enrich_batch(raws: Sequence[RawArticle | RawTickerItem], processed_at: datetime, *, structured: bool = True,
+                 embeddings: bool = False, article_tokens: int = 128,
+                 ner_context_tokens: int = 0) -> list[Enriched | Exception]:
+    """Stage 1 on a batch: with ``embeddings``, one batched encoder pass gives
+    every item its vector and the entity tagger its context (the first
+    ``ner_context_tokens`` tokens of the embedded text, :func:`embedding.embed_in_context`);
+    then each item is enriched alone. An item that cannot be enriched comes
+    back as its exception (the caller dead-letters it). If the encoder fails,
+    the items go on without vectors or context (logged): a bug in an enricher
     must not turn good items into dead letters."""
-    if not items:
-        return []
-    from newsstream.enrich.embedding import embed
+    encoded: list = [None] * len(raws)
+    if embeddings and raws:
+        from newsstream.enrich.embedding import embed_in_context
 
-    try:
-        vectors = embed([item.raw for item in items], article_tokens)
-    except Exception:  # noqa: BLE001 - logged; the items keep everything else
-        _log.exception("embedding failed for a batch of %d items", len(items))
-        return list(items)
-    return [item.model_copy(update={"enrichment": item.enrichment.model_copy(update={"embedding": vector})})
-            for item, vector in zip(items, vectors)]
+        try:
+            encoded = embed_in_context(raws, article_tokens, ner_context_tokens if structured else 0)
+        except Exception:  # noqa: BLE001 - logged; the items keep everything else
+            _log.exception("embedding failed for a batch of %d items", len(raws))
+    out: list[Enriched | Exception] = []
+    for raw, pair in zip(raws, encoded):
+        try:
+            item = enrich(raw, processed_at, structured=structured, context=pair[1] if pair else None)
+            if pair:
+                item = item.model_copy(update={"enrichment": item.enrichment.model_copy(update={"embedding": pair[0]})})
+            out.append(item)
+        except Exception as exc:  # noqa: BLE001 - this item only
+            out.append(exc)
+    return out
 
 
-def structured_fields(raw: RawArticle | RawTickerItem, words: int) -> dict:
+def structured_fields(raw: RawArticle | RawTickerItem, words: int, context: TextContext | None = None) -> dict:
     """The optional Enrichment fields from :mod:`newsstream.enrich`; empty
     (fields stay null) when they fail: a bug in an enricher must not turn a
-    good item into a dead letter."""
+    good item into a dead letter. ``context``: the tagger's context of the
+    item's embedded text (:func:`enrich_batch`)."""
+    from newsstream.enrich.embedding import text_base
     from newsstream.enrich.pipeline import enrich_fields
+
+    def part(field: str) -> TextContext | None:
+        base = text_base(raw, field)
+        return context.part(base) if context is not None and base >= 0 else None
 
     try:
         if isinstance(raw, RawArticle):
             # without a publication time, relative dates count from the fetch
             fields = enrich_fields("article", text=raw.body, title=raw.title,
-                                   published_at=raw.published_at or raw.fetched_at, word_count=words)
+                                   published_at=raw.published_at or raw.fetched_at, word_count=words,
+                                   context=part("body"), title_context=part("title"))
         else:
             fields = enrich_fields("ticker", text=raw.text, attribution=raw.attribution,
-                                   published_at=raw.published_at, word_count=words)
+                                   published_at=raw.published_at, word_count=words, context=part("text"))
         return _construct(fields)
     except Exception:  # noqa: BLE001 - logged, item still enriched with the basics
         _log.exception("structured enrichment failed for %s", raw.id)
@@ -115,13 +140,15 @@ def language_sample(raw: RawArticle | RawTickerItem) -> str:
 
 
 def enrich(
-    raw: RawArticle | RawTickerItem, processed_at: datetime, *, structured: bool = True
+    raw: RawArticle | RawTickerItem, processed_at: datetime, *, structured: bool = True,
+    context: TextContext | None = None,
 ) -> EnrichedArticle | EnrichedTickerItem:
     """Language, normalised text, content hash and word count; original text untouched.
 
     ``structured`` (``NEWSSTREAM_ENRICH_STRUCTURED``) adds entities, quotes,
     times, topics, regions and urgency; off for a replay that only needs
-    hashes, or to shed load."""
+    hashes, or to shed load. ``context``: the entity tagger's context of the
+    item's embedded text (:func:`enrich_batch`; None: the tagger's own features)."""
     text = matching_text(raw)
     normalized = normalize_text(text)
     if not normalized:
@@ -139,7 +166,7 @@ def enrich(
         duplicate_of=None,
         processed_at=processed_at,
         pipeline_version=PIPELINE_VERSION,
-        **(structured_fields(raw, words) if structured else {}),
+        **(structured_fields(raw, words, context) if structured else {}),
     )
     if isinstance(raw, RawArticle):
         return EnrichedArticle(id=raw.id, raw=raw, enrichment=enrichment)

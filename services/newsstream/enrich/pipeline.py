@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import re
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from newsstream.enrich import ner as _ner
 from newsstream.enrich.gazetteer import get_gazetteer
@@ -19,6 +20,9 @@ from newsstream.enrich.region import regions
 from newsstream.enrich.times import find_times
 from newsstream.enrich.tokens import is_arabic, norm, tokens
 from newsstream.enrich.urgency import URGENCY_VERSION, urgency
+
+if TYPE_CHECKING:
+    from newsstream.enrich.ner_context import TextContext
 
 __all__ = ["ENRICH_VERSION", "versions", "find_entities", "parse_attribution", "enrich_fields"]
 
@@ -42,6 +46,7 @@ def versions() -> dict[str, str]:
         "enrich": ENRICH_VERSION,
         "gazetteer": get_gazetteer().version,
         "ner": _ner.get_tagger().version,
+        "ner_context": _ner.get_context_tagger().version,  # sentences read in context (with embeddings on)
         "topics": get_topic_model().version,
         "quotes": QUOTES_VERSION,
         "times": TIMES_VERSION,
@@ -53,10 +58,14 @@ def _entity(gaz, eid: str | None) -> dict:
     return gaz.entities.get(eid, {}) if eid else {}
 
 
-def find_entities(text: str, field: str = "body", use_model: bool = True) -> tuple[list[dict], list[str]]:
+def find_entities(text: str, field: str = "body", use_model: bool = True, context_tokens: int = 0,
+                  context: TextContext | None = None) -> tuple[list[dict], list[str]]:
     """Entity mentions of ``text`` (the tagger's spans, linked to the gazetteer,
     and the gazetteer's names and roles where the tagger found nothing: see
-    :func:`_tagger_first`) and the ISO codes of relational adjectives (for regions)."""
+    :func:`_tagger_first`) and the ISO codes of relational adjectives (for regions).
+    The tagger reads the text in ``context`` (the encoder's states of the text,
+    made with the item's vector) or, without one, in the context of its first
+    ``context_tokens`` encoder tokens (:func:`ner.tag_text`; 0: none)."""
     gaz = get_gazetteer()
     toks = tokens(text)
     out: list[dict] = []
@@ -68,8 +77,10 @@ def find_entities(text: str, field: str = "body", use_model: bool = True) -> tup
                     "id": m["id"], "name": ent.get("name_en"), "country": ent.get("country"),
                     "source": "role" if m["kind"] == "role" else "gazetteer"})
     if use_model and is_arabic(text):
-        head = (text, toks) if len(text) <= NER_MAX_CHARS else (text[:NER_MAX_CHARS], None)
-        model = [(typ, s, e, surface) for typ, s, e, surface in _ner.tag_text(*head)
+        head, head_toks = (text, toks) if len(text) <= NER_MAX_CHARS else (text[:NER_MAX_CHARS], tokens(text[:NER_MAX_CHARS]))
+        states = context.word_states([(s, e) for _, s, e in head_toks]) if context is not None else None
+        model = [(typ, s, e, surface) for typ, s, e, surface
+                 in _ner.tag_text(head, head_toks, context_tokens=context_tokens, states=states)
                  if typ in ("PERS", "LOC", "ORG") and not surface.endswith("\u064b")]  # not "روسياً" (an adjective)
         out = _tagger_first(gaz, text, toks, field, out, model)
     out.sort(key=lambda d: d["start"])
@@ -204,12 +215,15 @@ def parse_attribution(attribution: str) -> dict:
 
 
 def enrich_fields(kind: str, *, text: str, title: str = "", attribution: str | None = None,
-                  published_at: datetime | None = None, word_count: int = 0) -> dict:
-    """Optional ``Enrichment`` fields of one item (``kind`` 'article' or 'ticker')."""
+                  published_at: datetime | None = None, word_count: int = 0,
+                  context: TextContext | None = None, title_context: TextContext | None = None) -> dict:
+    """Optional ``Enrichment`` fields of one item (``kind`` 'article' or 'ticker');
+    ``context``/``title_context``: the encoder's states of the text and the title,
+    which the entity tagger reads (``item.enrich_batch``)."""
     body_field = "body" if kind == "article" else "text"
-    entities, nisba = find_entities(text, body_field)
+    entities, nisba = find_entities(text, body_field, context=context)
     if title:
-        t_ents, t_nisba = find_entities(title, "title")
+        t_ents, t_nisba = find_entities(title, "title", context=title_context)
         entities = t_ents + entities
         nisba = t_nisba + nisba
     quotes = [dict(q, field=body_field) for q in find_quotes(text, entities=[e for e in entities if e["field"] == body_field])]

@@ -42,7 +42,8 @@ def eval_topics(path: Path) -> dict:
     return res
 
 
-def eval_entities(path: Path, gazetteer: bool = True, document_sentences: int | None = None) -> dict:
+def eval_entities(path: Path, gazetteer: bool = True, document_sentences: int | None = None,
+                  context_tokens: int = 0) -> dict:
     """Exact-match PERS/LOC/ORG spans against BIO gold tags, of exactly what
     the product does with the sentences of a document
     (:func:`evaluate.document_tags`: gazetteer names and roles, then the
@@ -51,8 +52,10 @@ def eval_entities(path: Path, gazetteer: bool = True, document_sentences: int | 
     with the same ``doc`` field when rows have one; else blocks of
     ``document_sentences`` consecutive rows (1: every row on its own, as a
     ticker line); else consecutive rows up to the text length the pipeline
-    tags in one item (6,000 characters), as if the file were cut into articles."""
-    from newsstream.enrich.ner import get_tagger
+    tags in one item (6,000 characters), as if the file were cut into articles.
+    ``context_tokens``: encoder tokens of each document read in context (the worker's
+    NEWSSTREAM_NER_CONTEXT_TOKENS with embeddings on)."""
+    from newsstream.enrich.ner import get_context_tagger, get_tagger
     from newsstream.evaluation.scoring import document_tags, documents, span_prf
 
     t0 = time.perf_counter()
@@ -63,11 +66,12 @@ def eval_entities(path: Path, gazetteer: bool = True, document_sentences: int | 
     pred: list[list[str]] = []
     sents = [list(r["tokens"]) for r in rows]
     for a, b in documents(sents, document_sentences, doc_ids):
-        pred += document_tags(sents[a:b], gazetteer=gazetteer)
+        pred += document_tags(sents[a:b], gazetteer=gazetteer, context_tokens=context_tokens)
     res = span_prf(gold, pred)
     res["n"] = len(rows)
-    res["model"] = tagger.version
+    res["model"] = tagger.version + (f" + {get_context_tagger().version} in context" if context_tokens else "")
     res["gazetteer"] = gazetteer
+    res["context_tokens"] = context_tokens
     res["documents"] = ("doc field" if doc_ids is not None else f"{document_sentences} sentence(s)" if document_sentences
                         else "up to 6000 characters")
     res["seconds"] = round(time.perf_counter() - t0, 2)

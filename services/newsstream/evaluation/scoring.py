@@ -7,7 +7,7 @@ from newsstream.enrich.ner import bio_spans
 TYPES = ("PERS", "LOC", "ORG")
 
 
-def document_tags(sents: list[list[str]], gazetteer: bool = True) -> list[list[str]]:
+def document_tags(sents: list[list[str]], gazetteer: bool = True, context_tokens: int = 0) -> list[list[str]]:
     """BIO tags that the product gives the sentences (token lists) of one
     document: the text is the tokens joined by spaces and goes through the
     pipeline's entity step (:func:`pipeline.find_entities`: the tagger's spans
@@ -16,7 +16,9 @@ def document_tags(sents: list[list[str]], gazetteer: bool = True) -> list[list[s
     its role mentions (source ``role``) are not names
     and are left out. ``gazetteer=False``: the tagger as the pipeline runs
     it (:func:`ner.tag_text`), without the gazetteer. A span that starts or
-    ends inside a token (a stripped proclitic) covers the whole token."""
+    ends inside a token (a stripped proclitic) covers the whole token.
+    ``context_tokens``: the encoder tokens of the text that get contextual
+    word states, as the worker gives an item's body with embeddings on (0: none)."""
     from newsstream.enrich import ner
     from newsstream.enrich.pipeline import NER_MAX_CHARS, find_entities
 
@@ -31,12 +33,13 @@ def document_tags(sents: list[list[str]], gazetteer: bool = True) -> list[list[s
         # the pipeline tags the first NER_MAX_CHARS of a body: score longer
         # documents as two consecutive ones rather than untagged
         h = len(sents) // 2
-        return document_tags(sents[:h], gazetteer) + document_tags(sents[h:], gazetteer)
+        return document_tags(sents[:h], gazetteer, context_tokens) + document_tags(sents[h:], gazetteer, context_tokens)
     if gazetteer:
         # role mentions ("الرئيس الأمريكي" -> a person id) are descriptions, not names: not scored
-        found = [(e["type"], e["start"], e["end"]) for e in find_entities(text)[0] if e["source"] != "role"]
+        found = [(e["type"], e["start"], e["end"]) for e in find_entities(text, context_tokens=context_tokens)[0]
+                 if e["source"] != "role"]
     else:
-        found = [(typ, s, e) for typ, s, e, _ in ner.tag_text(text)]
+        found = [(typ, s, e) for typ, s, e, _ in ner.tag_text(text, context_tokens=context_tokens)]
     tags = ["O"] * len(starts)
     import bisect
 

@@ -48,7 +48,7 @@ from newsstream.dedup.placement import (
 from newsstream.dedup.stories import StoryConfig, StoryUpdate
 from newsstream.dedup.threads import ThreadConfig, ThreadUpdate
 from newsstream.enrich.embedding import ARTICLE_TOKENS
-from newsstream.enrich.item import enrich, with_embeddings
+from newsstream.enrich.item import enrich_batch
 from newsstream.ingest.events import event_from_json_line
 
 __all__ = ["Pipeline", "PipelineConfig", "Processed", "deep_size", "event_time", "read_stream"]
@@ -66,6 +66,7 @@ class PipelineConfig:
     embeddings: bool = True  # NEWSSTREAM_EMBEDDINGS: sentence vectors on every item, used by stories
     article_tokens: int = ARTICLE_TOKENS  # NEWSSTREAM_EMBEDDING_ARTICLE_TOKENS
     structured: bool = True  # NEWSSTREAM_ENRICH_STRUCTURED: entities, quotes, times, topics, regions, urgency
+    ner_context_tokens: int = 0  # NEWSSTREAM_NER_CONTEXT_TOKENS (with embeddings): the tagger's context
 
     @property
     def placement(self) -> PlacementConfig:
@@ -93,9 +94,11 @@ class Pipeline:
     def process(self, raw: RawItem, processed_at: datetime | None = None) -> Processed:
         """What the worker's three stages do to one item: enrich, exact dedup, placement."""
         at = event_time(raw)
-        enriched = enrich(raw, processed_at or datetime.now(UTC), structured=self.config.structured)
-        if self.config.embeddings:
-            (enriched,) = with_embeddings([enriched], self.config.article_tokens)
+        (enriched,) = enrich_batch([raw], processed_at or datetime.now(UTC), structured=self.config.structured,
+                                   embeddings=self.config.embeddings, article_tokens=self.config.article_tokens,
+                                   ner_context_tokens=self.config.ner_context_tokens)
+        if isinstance(enriched, Exception):
+            raise enriched
         key = dedup_key(enriched)
         verdict, _claimed = check_and_claim(
             self.exact, key, raw.id, partition_for(key, self.config.partitions), at, self.config.exact_window_s

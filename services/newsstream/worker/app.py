@@ -139,7 +139,8 @@ def build_app(settings: Settings, *, changelog_tail_check: bool = True) -> faust
     }
 
     enrich_stage = EnrichStage(output, by_content.get_topic_name(), settings.partitions, structured=settings.enrich_structured,
-                               embeddings=settings.embeddings, article_tokens=settings.embedding_article_tokens)
+                               embeddings=settings.embeddings, article_tokens=settings.embedding_article_tokens,
+                               ner_context_tokens=settings.ner_context_tokens)
     dedup_stage = DedupStage(
         output, first_seen, tail, ttl_s=settings.dedup_window_hours * 3600.0,
         placement_topic=placement_in.get_topic_name() if settings.stories_enabled else None,

@@ -14,7 +14,7 @@ from typing import Any
 from newsstream.contract import wire
 from newsstream.dedup.exact import dedup_key, partition_for
 from newsstream.dedup.placement import event_time
-from newsstream.enrich.item import Enriched, enrich, with_embeddings
+from newsstream.enrich.item import enrich_batch
 from newsstream.platform import metrics
 from newsstream.worker.delivery import SERVICE, Output
 from newsstream.worker.envelope import EnvelopeBuilder, Origin
@@ -22,32 +22,36 @@ from newsstream.worker.envelope import EnvelopeBuilder, Origin
 
 class EnrichStage:
     def __init__(self, output: Output, by_content_topic: str, partitions: int, *, structured: bool = True,
-                 embeddings: bool = False, article_tokens: int = 128) -> None:
+                 embeddings: bool = False, article_tokens: int = 128, ner_context_tokens: int = 0) -> None:
         self.output = output
         self.by_content_topic = by_content_topic
         self.partitions = partitions
         self.structured = structured  # NEWSSTREAM_ENRICH_STRUCTURED
         self.embeddings = embeddings  # NEWSSTREAM_EMBEDDINGS
         self.article_tokens = article_tokens
+        self.ner_context_tokens = ner_context_tokens  # NEWSSTREAM_NER_CONTEXT_TOKENS (read with embeddings on)
 
     async def handle(self, events: Sequence[Any]) -> None:
         """One batch of faust events from the raw topics."""
         started = time.perf_counter()
         now = wire.utcnow()
-        enriched_items: list[tuple[Any, Enriched]] = []
+        parsed = []
         for event in events:
             msg = event.message
             metrics.ITEMS_IN.labels(SERVICE, msg.topic).inc()
             try:
-                enriched_items.append((msg, enrich(wire.loads_raw(msg.value), now, structured=self.structured)))
+                parsed.append((msg, wire.loads_raw(msg.value)))
             except Exception as exc:  # bad input must never stop the worker
                 await self._dead_letter(msg, exc)
-        if self.embeddings and enriched_items:
-            # One batched forward pass for the whole batch: per item it would cost several times more.
-            with_vectors = with_embeddings([e for _, e in enriched_items], self.article_tokens)
-            enriched_items = [(msg, e) for (msg, _), e in zip(enriched_items, with_vectors)]
+        # One batched encoder pass for the whole batch (vectors and the tagger's
+        # context): per item it would cost several times more.
+        results = enrich_batch([raw for _, raw in parsed], now, structured=self.structured, embeddings=self.embeddings,
+                               article_tokens=self.article_tokens, ner_context_tokens=self.ner_context_tokens)
         envelopes = EnvelopeBuilder()
-        for msg, enriched in enriched_items:
+        for (msg, _), enriched in zip(parsed, results):
+            if isinstance(enriched, Exception):
+                await self._dead_letter(msg, enriched)
+                continue
             try:
                 metrics.ENRICHED.labels(enriched.kind, enriched.enrichment.language).inc()
                 content_key = dedup_key(enriched)
