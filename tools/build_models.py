@@ -485,6 +485,8 @@ def ner_cv(folds: int = 5, procs: int = int(os.environ.get("NER_CV_PROCS", 2))) 
                ("pipeline, sentence by sentence", True, 1, 0), ("pipeline, articles", True, None, 0),
                ("pipeline+context, sentence by sentence", True, 1, full), ("pipeline+context, articles", True, None, full)]
     configs += [(f"pipeline+context {n} tokens, articles", True, None, n) for n in CV_CONTEXT_BUDGETS]
+    # documents of 7 sentences: about a median news article (1,260 characters, 360 tokens)
+    configs += [(f"pipeline+context {n} tokens, 7-sentence documents", True, 7, n) for n in (0, *CV_CONTEXT_BUDGETS, full)]
     biases = (O_BIAS,)
     preds = {(c, bias): [] for c in configs for bias in biases}
     for k in range(folds):
