@@ -23,6 +23,10 @@ from tests.integration import harness
 pytestmark = pytest.mark.integration
 
 SEED = Path(__file__).resolve().parents[3] / "shared" / "seeds" / "000_d53218aacc3a3954.txt"
+# The seed's ticker runs from 21:17 to 22:35; fetched just after, every clock time
+# is of the same day. With the wall clock as fetch time the order of its lines
+# depended on the hour the test ran (between 21:17 and 22:35 UTC some were "yesterday").
+SEED_FETCHED_AT = datetime(2026, 11, 25, 22, 40, tzinfo=UTC)
 ENRICHED_IN = "newsstream_items_in_total"
 
 
@@ -36,7 +40,7 @@ async def _migrated(url: str) -> str:
 async def _ingest_pages(settings: Settings, *pages: Path, source: str = "seed-outlet") -> None:
     async with RawEventProducer(settings) as producer:
         for page in pages:
-            await producer.ingest_page(page, source=source)
+            await producer.ingest_page(page, source=source, fetched_at=SEED_FETCHED_AT)
     assert producer.report.total_dead_letters == 0
 
 
