@@ -54,7 +54,6 @@ stream gives the same ids.
 
 from __future__ import annotations
 
-import base64
 import functools
 import math
 import re
@@ -76,10 +75,11 @@ import numpy as np
 
 from newsstream.contract.ids import stable_hash
 from newsstream.contract.models import StoryEvent, StoryMember
-from newsstream.dedup.vectors import VectorIndex, int8_vector, unit
+from newsstream.dedup.vectors import VectorIndex, b85_text, int8_vector, int8_vector_b85, unit
 from newsstream.text.normalize import normalize_text
 
 __all__ = [
+    "Profile",
     "Stories",
     "StoryConfig",
     "StoryEvent",
@@ -88,6 +88,7 @@ __all__ = [
     "hash_terms",
     "idf_weight",
     "pair_similarity",
+    "profile_of",
 ]
 
 _WORD_RE = re.compile(r"[^\W\d_]{3,}")
@@ -210,10 +211,49 @@ def vector_similarity(cos: float, lexical: float, terms: tuple[int, int], config
     return probability
 
 
+class Profile(NamedTuple):
+    """One member's part of a story's similarity, as read from either stored layout (:func:`profile_of`)."""
+
+    item_id: str
+    vector: str | None  # the int8 vector as text (base85, or base64 in the older layout)
+    n_terms: int  # content terms of the text (whether it is short)
+    terms: Sequence[int]  # term ids, [] for a long text with lean vectors
+    entities: Sequence[str]  # [] for a long text with lean vectors (never read: no terms to compare)
+    title_ids: Sequence[int]
+    group: str  # the ticker thread of a line, else the item id
+    base85: bool
+
+    def int8(self) -> np.ndarray:
+        return (int8_vector_b85 if self.base85 else int8_vector)(self.vector or "")
+
+
+def profile_of(stored: Sequence[Any]) -> Profile:
+    """A profile from the state: ``[item_id, vector, n_terms, terms, entities, title_ids, thread_id]``,
+    base85 vector (null without one), the trailing empty fields left out; or the older layout
+    ``[item_id, terms, entities, title_ids, base64 vector, group, n_terms]`` (its last three
+    fields optional), which a running deployment's changelog still holds."""
+    n = len(stored)
+    if n > 1 and isinstance(stored[1], list):  # the older layout: terms second
+        item_id, terms = stored[0], stored[1]
+        return Profile(item_id, stored[4] if n > 4 else None, stored[6] if n > 6 else len(terms), terms,
+                       stored[2], stored[3], stored[5] if n > 5 else item_id, False)
+    item_id = stored[0]
+    return Profile(item_id, stored[1], stored[2], stored[3] if n > 3 else (), stored[4] if n > 4 else (),
+                   stored[5] if n > 5 else (), (stored[6] if n > 6 else None) or item_id, True)
+
+
+def _stored_profile(item_id: str, vector: str | None, n_terms: int, terms: list[int], entities: list[str],
+                    title_ids: list[int], thread_id: str | None) -> list[Any]:
+    profile = [item_id, vector, n_terms, terms, entities, title_ids, thread_id]
+    while len(profile) > 3 and not profile[-1]:
+        profile.pop()
+    return profile
+
+
 @functools.lru_cache(maxsize=50_000)
-def _profile_unit(encoded: str) -> np.ndarray:
+def _profile_unit(encoded: str, base85: bool) -> np.ndarray:
     # Cached: a live story's profiles are scored again for every item that finds it.
-    vector = unit(int8_vector(encoded))
+    vector = unit(int8_vector_b85(encoded) if base85 else int8_vector(encoded))
     vector.flags.writeable = False  # shared by every caller
     return vector
 
@@ -323,11 +363,12 @@ class Stories:
 
     def _index_profiles(self, story: dict[str, Any]) -> None:
         sid = story["story_id"]
-        self.vectors.keep_only(sid, (prof[0] for prof in story["profiles"]))
-        for prof in story["profiles"]:
+        profiles = [profile_of(prof) for prof in story["profiles"]]
+        self.vectors.keep_only(sid, (prof.item_id for prof in profiles))
+        for prof in profiles:
             # Decoded only when new: the others are indexed already (this runs per placement).
-            if len(prof) > 4 and prof[4] and not self.vectors.holds(sid, prof[0]):
-                self.vectors.add(sid, prof[0], int8_vector(prof[4]))
+            if prof.vector and not self.vectors.holds(sid, prof.item_id):
+                self.vectors.add(sid, prof.item_id, prof.int8())
 
     # -- placement -------------------------------------------------------
 
@@ -442,11 +483,17 @@ class Stories:
                 for entity in entities:
                     df = st.get(f"e:{entity}")
                     st[f"e:{entity}"] = [(df[0] if df else 0) + 1, at]
-            encoded = None if vector is None else base64.b64encode(vector.tobytes()).decode("ascii")
-            # The last field groups the lines of one ticker thread (see _best_candidate).
-            # And the number of terms: a lean profile of a long text keeps no term list.
+            data = None if vector is None else vector.tobytes()
+            # The number of terms: a lean profile of a long text keeps no term list, and
+            # then no entities either (they are only compared when both have terms). The
+            # thread groups the lines of one ticker thread (see _best_candidate).
             kept = [] if lean and len(term_ids) >= cfg.short_terms else term_ids
-            profile = [item_id, kept, entities, [] if lean else title_ids, encoded, thread_id or item_id, len(term_ids)]
+            profile = _stored_profile(
+                item_id, None if data is None else b85_text(data), len(term_ids), kept,
+                entities if kept or cfg.entity_gate else [], [] if lean else title_ids, thread_id,
+            )
+            if data is not None:  # indexed as it is, not decoded again from the profile
+                self.vectors.add(story_id, item_id, np.frombuffer(data, dtype=np.int8))
             profiles = [*story["profiles"], profile]
             if len(profiles) > cfg.profiles:  # keep the founder and the newest ones
                 profiles = [profiles[0], *profiles[-(cfg.profiles - 1) :]]
@@ -499,30 +546,29 @@ class Stories:
             idle = max(0.0, at - story["last_seen"], story["first_seen"] - at)
             if idle > cfg.window_s:
                 continue
-            profiles = story["profiles"]
-            with_vectors = [prof for prof in profiles if len(prof) > 4 and prof[4]] if query is not None else []
+            profiles = [profile_of(prof) for prof in story["profiles"]]
+            with_vectors = [prof for prof in profiles if prof.vector] if query is not None else []
             if cfg.entity_gate and entities:
-                story_entities = {e for prof in profiles for e in prof[2]}
+                story_entities = {e for prof in profiles for e in prof.entities}
                 if story_entities and story_entities.isdisjoint(entities):
                     continue
             if cfg.title_gate and title_ids and not with_vectors:
-                story_titles = {t for prof in profiles for t in prof[3]}
+                story_titles = {t for prof in profiles for t in prof.title_ids}
                 if story_titles and story_titles.isdisjoint(title_ids):
                     continue
             if with_vectors:
                 # Both sides have vectors: the probability of one story, profile by profile.
                 by_group: dict[str, float] = {}
                 for prof in with_vectors:
-                    group = prof[5] if len(prof) > 5 else prof[0]
                     p = vector_similarity(
-                        float(query @ _profile_unit(prof[4])),
+                        float(query @ _profile_unit(prof.vector, prof.base85)),
                         # Lean: no document frequencies kept, and only "shares a word" matters here.
-                        pair_similarity(term_ids, prof[1], entities, prof[2], cfg.entity_weight,
+                        pair_similarity(term_ids, prof.terms, entities, prof.entities, cfg.entity_weight,
                                         None if cfg.lean_vectors else weight, entity_idf),
-                        (len(term_ids), prof[6] if len(prof) > 6 else len(prof[1])),
+                        (len(term_ids), prof.n_terms),
                         cfg,
                     )
-                    by_group[group] = max(p, by_group.get(group, 0.0))
+                    by_group[prof.group] = max(p, by_group.get(prof.group, 0.0))
                 # The mean over the story's profiles, not the best of them: with the best
                 # one a story grows through its newest members into the next event of
                 # the same topic (the weekend's football, a war's other fronts). The
@@ -533,7 +579,7 @@ class Stories:
                 needed = cfg.vector_threshold
             else:
                 sim = max(
-                    pair_similarity(term_ids, prof[1], entities, prof[2], cfg.entity_weight, weight, entity_idf)
+                    pair_similarity(term_ids, prof.terms, entities, prof.entities, cfg.entity_weight, weight, entity_idf)
                     for prof in profiles
                 ) * (1.0 - cfg.time_decay * idle / cfg.window_s)
                 needed = threshold
