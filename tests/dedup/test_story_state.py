@@ -110,6 +110,15 @@ def test_a_long_texts_profile_keeps_its_vector_in_base85_and_no_entities() -> No
     assert profile_of(line).terms and list(profile_of(line).entities) == ["Q0", "Q10"] and line[-1] == "th0"
 
 
+def test_with_vectors_no_document_frequencies_are_kept_of_terms_or_entities() -> None:
+    stories = Stories()
+    _placements(stories, ITEMS)
+    assert not [key for key in stories.state if key.startswith(("w:", "d:", "e:", "n"))]
+    words = Stories()  # embeddings off: the word index and both document frequencies, as before
+    _placements(words, [{**item, "vector": None} for item in ITEMS])
+    assert {key[:2] for key in words.state} >= {"w:", "d:", "e:", "n"}
+
+
 @pytest.mark.parametrize("fields", [4, 5, 6, 7])
 def test_profiles_of_every_older_layout_are_read(fields: int) -> None:
     vector = base64.b64encode(ITEMS[0]["vector"].tobytes()).decode()

@@ -33,8 +33,9 @@ once) and decayed with the item's distance in time from the story — if that
 reaches ``vector_threshold``. So the same event told in other words or
 another language joins, and the headline gate (a word test) is not applied.
 The words of long texts are then not kept at all (``lean_vectors``: no
-postings, no document frequencies); a short text keeps its terms, because
-two short texts must share one. An item without a vector (embeddings off)
+postings, no document frequencies of terms or entities, no terms or entities
+in the profile); a short text keeps its terms and entities, because two
+short texts must share one. An item without a vector (embeddings off)
 is placed by words as described above. ``docs/dedup.md`` has the
 measurements of both.
 
@@ -321,9 +322,10 @@ class StoryConfig:
     vector_time_decay: float = 0.5
     vector_candidates: int = 10  # nearest stories by vector considered per item
     # With vectors, candidates come from the vector index alone and the words of a
-    # long text are not kept (no postings, no document frequencies, no term list in
-    # its profile): the fitted similarity gives them no weight, and they were most
-    # of stage 3's state. Short texts keep their terms for the shared-word test.
+    # long text are not kept (no postings, no document frequencies of terms or
+    # entities, no term or entity list in its profile): the fitted similarity gives
+    # them no weight, and they were most of stage 3's state. Short texts keep their
+    # terms and entities for the shared-word test, which needs no weights.
     lean_vectors: bool = True
 
     def __post_init__(self) -> None:
@@ -479,7 +481,7 @@ class Stories:
                 for term in term_ids:
                     df = st.get(f"d:{term}")
                     st[f"d:{term}"] = [(df[0] if df else 0) + 1, at]
-            if cfg.entity_idf:
+            if cfg.entity_idf and not lean:
                 for entity in entities:
                     df = st.get(f"e:{entity}")
                     st[f"e:{entity}"] = [(df[0] if df else 0) + 1, at]
@@ -562,9 +564,10 @@ class Stories:
                 for prof in with_vectors:
                     p = vector_similarity(
                         float(query @ _profile_unit(prof.vector, prof.base85)),
-                        # Lean: no document frequencies kept, and only "shares a word" matters here.
+                        # Lean: no document frequencies kept (of terms or entities), and only
+                        # "shares a word or an entity" matters here (the fitted weight of words is 0).
                         pair_similarity(term_ids, prof.terms, entities, prof.entities, cfg.entity_weight,
-                                        None if cfg.lean_vectors else weight, entity_idf),
+                                        *((None, None) if cfg.lean_vectors else (weight, entity_idf))),
                         (len(term_ids), prof.n_terms),
                         cfg,
                     )
