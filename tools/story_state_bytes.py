@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from common import SHARED
+from newsstream.dedup.stories import MEMBER_FIELDS, STORY_FIELDS
 from newsstream.evaluation.stream_replay import Pipeline, read_stream
 
 STREAM = SHARED / "ant_multisource_stream" / "stream.jsonl"
@@ -46,6 +47,18 @@ def _enriched(path: Path, cache: Path | None) -> list[tuple[Any, str | None]]:
     return done
 
 
+# Profile fields by position, in the layout profile_of reads and in the older one.
+PROFILE_FIELDS = ("item_id", "vector", "n_terms", "terms", "entities", "title_ids", "thread")
+OLDER_PROFILE_FIELDS = ("item_id", "terms", "entities", "title_ids", "vector (base64)", "group", "n_terms")
+
+
+def _fields(record: Any, names: tuple[str, ...]) -> list[tuple[str, Any, int]]:
+    """(name, value, bytes of the value with its separator, and its key in a dict) of a stored record."""
+    if isinstance(record, dict):
+        return [(k, v, _size(k) + _size(v) + 2) for k, v in record.items()]
+    return [(names[i], v, _size(v) + 1) for i, v in enumerate(record)]
+
+
 def breakdown(state: dict[str, Any], items: int) -> dict[str, Any]:
     by_kind: Counter[str] = Counter()
     keys: Counter[str] = Counter()
@@ -59,19 +72,21 @@ def breakdown(state: dict[str, Any], items: int) -> dict[str, Any]:
         keys[kind] += _size(key)
         if kind != "s":
             continue
-        # Each field: its key, its value, the colon and the comma.
-        for field, v in value.items():
-            story_fields[field] += _size(field) + _size(v) + 2
-        story_fields["{}"] += 2 - 1  # braces, minus the last field's comma
-        for m in value.get("members", ()):
-            members += 1
-            for field, v in m.items():
-                member_fields[field] += _size(field) + _size(v) + 2
-        for prof in value.get("profiles", ()):
-            profiles += 1
-            fields = prof.items() if isinstance(prof, dict) else enumerate(prof)
-            for field, v in fields:
-                profile_fields[str(field)] += _size(v) + 1
+        # Each field: its value and the comma (and its key and colon in a dict).
+        for field, v, size in _fields(value, STORY_FIELDS):
+            story_fields[field] += size
+            if field == "members":
+                for m in v:
+                    members += 1
+                    for name, _, msize in _fields(m, MEMBER_FIELDS):
+                        member_fields[name] += msize
+            elif field == "profiles":
+                for prof in v:
+                    profiles += 1
+                    older = len(prof) > 1 and isinstance(prof[1], list)
+                    for name, _, psize in _fields(prof, OLDER_PROFILE_FIELDS if older else PROFILE_FIELDS):
+                        profile_fields[name] += psize
+        story_fields["[] or {}"] += 1  # brackets, minus the last field's comma
     total = sum(by_kind.values())
 
     def per_item(counts: Counter[str]) -> dict[str, float]:

@@ -63,30 +63,30 @@ def _placements(stories: Stories, items: list[dict[str, Any]]) -> list[tuple[Any
     return out
 
 
-def _as_older_profiles(state: dict[str, Any], entities: dict[str, list[str]]) -> dict[str, Any]:
-    """The state as the previous layout wrote it: ``[item_id, terms, entities, title_ids,
-    base64 vector, group, n_terms]`` (entities kept for long texts too, the group always written)."""
-    older = {}
-    for key, value in state.items():
-        if key.startswith("s:"):
-            value = orjson.loads(orjson.dumps(value))
-            profiles = []
-            for stored in _profiles(value):
-                prof = profile_of(stored)
-                vector = None if prof.vector is None else base64.b64encode(prof.int8().tobytes()).decode()
-                profiles.append([prof.item_id, list(prof.terms), entities[prof.item_id], list(prof.title_ids), vector,
-                                 prof.group, prof.n_terms])
-            _set_profiles(value, profiles)
-        older[key] = value
+def _as_older(state: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
+    """The state as the previous version wrote it: a story as a dict of the event's fields
+    (``story_id`` too, members as dicts, times as floats), its profiles as ``[item_id, terms,
+    entities, title_ids, base64 vector, group, n_terms]`` (entities kept for long texts too, the
+    group always written), and the entity document frequencies (``e:``)."""
+    older: dict[str, Any] = {}
+    for story in Stories(StoryConfig(), state).stories():
+        story = orjson.loads(orjson.dumps(story))
+        story["first_seen"], story["last_seen"] = float(story["first_seen"]), float(story["last_seen"])
+        for member in story["members"]:
+            member["at"] = float(member["at"])
+        profiles = []
+        for prof in map(profile_of, story["profiles"]):
+            vector = None if prof.vector is None else base64.b64encode(prof.int8().tobytes()).decode()
+            entities = next(sorted(i["entities"]) for i in items if i["item_id"] == prof.item_id)
+            profiles.append([prof.item_id, list(prof.terms), entities, list(prof.title_ids), vector, prof.group,
+                             prof.n_terms])
+        story["profiles"] = profiles
+        older[f"s:{story['story_id']}"] = story
+    for item in items:
+        for entity in item["entities"]:
+            older[f"e:{entity}"] = [older.get(f"e:{entity}", [0])[0] + 1, item["at"]]
+    older.update((key, value) for key, value in state.items() if not key.startswith("s:"))
     return older
-
-
-def _profiles(record: Any) -> list[Any]:
-    return record["profiles"]
-
-
-def _set_profiles(record: Any, profiles: list[Any]) -> None:
-    record["profiles"] = profiles
 
 
 def test_base85_is_the_standard_librarys() -> None:
@@ -101,7 +101,7 @@ def test_base85_is_the_standard_librarys() -> None:
 def test_a_long_texts_profile_keeps_its_vector_in_base85_and_no_entities() -> None:
     stories = Stories()
     _placements(stories, ITEMS[:4])
-    profiles = {p[0]: p for k, v in stories.state.items() if k.startswith("s:") for p in _profiles(v)}
+    profiles = {p[0]: p for story in stories.stories() for p in story["profiles"]}
     article, line = profiles["a0"], profiles["t2"]
     assert len(article) == 3 and len(article[1]) == 480  # [item_id, vector, n_terms]: 384 bytes in 480 characters
     assert np.array_equal(profile_of(article).int8(), ITEMS[0]["vector"])
@@ -138,11 +138,46 @@ def test_a_state_in_the_older_layout_places_the_next_items_as_the_new_one_does()
 
     before = Stories()
     assert _placements(before, ITEMS[:6]) == expected[:6]
-    entities = {item["item_id"]: sorted(item["entities"]) for item in ITEMS}
-    older = orjson.loads(orjson.dumps(_as_older_profiles(dict(before.state), entities)))
-    assert older != orjson.loads(orjson.dumps(dict(before.state)))  # the test does test something
+    # What a worker recovers: the JSON of the changelog.
+    older = orjson.loads(orjson.dumps(_as_older(dict(before.state), ITEMS[:6])))
+    assert all(isinstance(v, dict) and len(v["profiles"][0]) == 7 for k, v in older.items() if k.startswith("s:"))
     restarted = Stories(StoryConfig(), older)
     assert restarted.rebuild_vectors() == before.rebuild_vectors()
+    # The same stories and events from the older records...
+    assert list(restarted.stories()) == [
+        {**s, "first_seen": float(s["first_seen"]), "last_seen": float(s["last_seen"]),
+         "members": [{**m, "at": float(m["at"])} for m in s["members"]],
+         "profiles": older[f"s:{s['story_id']}"]["profiles"]}
+        for s in before.stories()
+    ]
+    for story in before.stories():
+        assert restarted.current_event(story["story_id"], "x") == before.current_event(story["story_id"], "x")
+    # ... and the next items placed as without the restart: same stories, similarities, events.
     assert _placements(restarted, ITEMS[6:]) == expected[6:]
     # Re-delivered items are known whatever layout placed them.
     assert [restarted.assign(**item).joined_by for item in ITEMS[:6]] == ["known"] * 6
+    # A story written again is in the new layout, its older profiles kept as they were.
+    written = restarted.state[f"s:{expected[-1][0]}"]
+    assert isinstance(written, list) and any(len(p) == 7 and isinstance(p[1], list) for p in written[10])
+
+
+def test_older_stories_expire_with_their_index_entries() -> None:
+    before = Stories()
+    _placements(before, ITEMS[:6])
+    older = Stories(StoryConfig(), orjson.loads(orjson.dumps(_as_older(dict(before.state), ITEMS[:6]))))
+    older.rebuild_vectors()
+    gone = list(older.expire(ITEMS[5]["at"] + StoryConfig().ttl_s + 1))
+    assert not older.state and not len(older.vectors) and len(gone) > 6
+
+
+def test_a_story_is_stored_as_a_list_and_read_back_with_its_field_names() -> None:
+    stories = Stories()
+    _placements(stories, ITEMS[:4])
+    stored = stories.state[f"s:{stories.state['i:a0']}"]
+    assert isinstance(stored, list) and len(stored) == 11  # thread_only (null) left out
+    assert stored[3] == int(T0) and isinstance(stored[3], int)  # whole seconds as an int
+    assert stored[6][0] == ["a0", "article", "outlet0", int(T0), None, 1.0, "founder"]
+    (story,) = [s for s in stories.stories() if s["story_id"] == stories.state["i:a0"]]
+    assert story["members"][0] == {"id": "a0", "kind": "article", "source": "outlet0", "at": int(T0),
+                                   "duplicate_of": None, "similarity": 1.0, "joined_by": "founder"}
+    assert story["member_count"] == story["revision"] == 3 and story["thread_only"] is None

@@ -42,8 +42,15 @@ measurements of both.
 State is one mapping with JSON-able values (a changelog-backed table in the
 worker; ``docs/dedup.md`` explains why stories run on one partition):
 
-* ``s:<story_id>`` -> story dict (``profiles`` are internal; the rest is the
-  public event, :class:`newsstream.contract.models.StoryEvent`)
+* ``s:<story_id>`` -> the story: ``[revision, headline, headline_kind,
+  first_seen, last_seen, member_count, members, sources, entities, topics,
+  profiles, thread_only]`` (``thread_only`` left out when null), each member
+  ``[id, kind, source, at, duplicate_of, similarity, joined_by]``, each
+  profile as :func:`profile_of` reads it; times in whole seconds are ints.
+  ``profiles`` and ``thread_only`` are internal, the rest is the public event
+  (:class:`newsstream.contract.models.StoryEvent`). :meth:`Stories.stories`
+  gives it as a dict with these names (and ``story_id``), members as dicts;
+  an older state's story dicts are still read.
 * ``w:<term>`` -> ``[[story_id, last_seen], ...]``
 * ``d:<term>`` / ``e:<entity>`` -> ``[document frequency, last seen]``; ``n`` -> documents seen
 * ``i:<item_id>`` -> story_id (idempotence: a re-processed item creates no story)
@@ -243,6 +250,44 @@ def profile_of(stored: Sequence[Any]) -> Profile:
                    stored[5] if n > 5 else (), (stored[6] if n > 6 else None) or item_id, True)
 
 
+# A story and a member in the state: a list of these fields (see the module docstring).
+STORY_FIELDS = ("revision", "headline", "headline_kind", "first_seen", "last_seen", "member_count", "members",
+                "sources", "entities", "topics", "profiles", "thread_only")
+MEMBER_FIELDS = ("id", "kind", "source", "at", "duplicate_of", "similarity", "joined_by")
+
+
+def _whole(t: float) -> float:
+    """A time in whole seconds as an int (``1523059591``, not ``1523059591.0`` in the JSON)."""
+    return int(t) if isinstance(t, float) and t.is_integer() else t
+
+
+def _story_of(story_id: str, stored: Any) -> dict[str, Any]:
+    """A story from the state, members as lists; reads the older dict form too (members as dicts)."""
+    if isinstance(stored, dict):
+        story = dict(stored)
+        story["members"] = [[m.get(f) for f in MEMBER_FIELDS] for m in stored["members"]]
+    else:
+        story = dict(zip(STORY_FIELDS, stored))
+    story["story_id"] = story_id
+    story.setdefault("thread_only", None)
+    return story
+
+
+def _stored_story(story: dict[str, Any]) -> list[Any]:
+    stored = [story[f] for f in STORY_FIELDS]
+    stored[3], stored[4] = _whole(stored[3]), _whole(stored[4])
+    if stored[-1] is None:
+        stored.pop()
+    return stored
+
+
+def _member(member: Sequence[Any] | Mapping[str, Any]) -> StoryMember:
+    fields = member if isinstance(member, Mapping) else dict(zip(MEMBER_FIELDS, member))
+    # model_construct: the members come from our own state, already valid;
+    # validating 500 of them per event cost ~1 ms.
+    return StoryMember.model_construct(**{**fields, "at": _ts(fields["at"])})
+
+
 def _stored_profile(item_id: str, vector: str | None, n_terms: int, terms: list[int], entities: list[str],
                     title_ids: list[int], thread_id: str | None) -> list[Any]:
     profile = [item_id, vector, n_terms, terms, entities, title_ids, thread_id]
@@ -359,9 +404,14 @@ class Stories:
     def rebuild_vectors(self) -> int:
         """Index the vectors of every live story's profiles (after the state was recovered); returns how many."""
         self.vectors.clear()
-        for story in self.stories():
-            self._index_profiles(story)
+        for key, stored in self.state.items():
+            if key.startswith("s:"):
+                self._index_profiles(_story_of(key[2:], stored))
         return len(self.vectors)
+
+    def _story(self, story_id: str) -> dict[str, Any] | None:
+        stored = self.state.get(f"s:{story_id}")
+        return None if stored is None else _story_of(story_id, stored)
 
     def _index_profiles(self, story: dict[str, Any]) -> None:
         sid = story["story_id"]
@@ -413,7 +463,7 @@ class Stories:
             best = self._best_candidate(term_ids, title_ids, entities, at, vector)
             if best is not None:
                 story_id, similarity, joined_by = best[1], best[0], "similarity"
-        elif joined_by == "thread" and st[f"s:{story_id}"].get("thread_only") == thread_id:
+        elif joined_by == "thread" and self._story(story_id)["thread_only"] == thread_id:
             # The thread's story holds nothing but the thread: its first line to arrive
             # may have been a detail ("- the plant stores 200 MWh") that matched nothing,
             # while this line (often the headline) matches the story that covers the
@@ -442,12 +492,9 @@ class Stories:
                 "thread_only": thread_id,
             }
         else:
-            story = dict(st[f"s:{story_id}"])
+            story = self._story(story_id)
 
-        member = {
-            "id": item_id, "kind": kind, "source": source, "at": at, "duplicate_of": duplicate_of,
-            "similarity": round(similarity, 4), "joined_by": joined_by,
-        }
+        member = [item_id, kind, source, _whole(at), duplicate_of, round(similarity, 4), joined_by]  # MEMBER_FIELDS
         members = [*story["members"], member]
         if len(members) > cfg.max_members:
             members = [members[0], *members[-(cfg.max_members - 1) :]]
@@ -509,7 +556,7 @@ class Stories:
                 # without the cap a common word's list (and the cost of updating
                 # it, and its changelog record) grew with every item of the window.
                 st[key] = postings[-(cfg.max_postings + 1) :]
-        st[f"s:{story_id}"] = story
+        st[f"s:{story_id}"] = _stored_story(story)
         self._index_profiles(story)
         st[f"i:{item_id}"] = story_id
         if thread_id is not None:
@@ -540,7 +587,7 @@ class Stories:
         threshold = cfg.threshold if len(term_ids) >= cfg.short_terms else cfg.short_threshold
         query = None if vector is None else unit(vector)
         for sid in candidates:
-            story = st.get(f"s:{sid}")
+            story = self._story(sid)
             if story is None or sid == exclude:
                 continue
             # How far the item lies from the story's time span: an item that arrives late
@@ -618,9 +665,7 @@ class Stories:
             first_seen=_ts(story["first_seen"]),
             last_seen=_ts(story["last_seen"]),
             member_count=story["member_count"],
-            # model_construct: the members come from our own state, already valid;
-            # validating 500 of them per event cost ~1 ms.
-            members=[StoryMember.model_construct(**{**m, "at": _ts(m["at"])}) for m in story["members"]],
+            members=[_member(m) for m in story["members"]],
             sources=story["sources"],
             entities=list(story["entities"])[:20],
             topics=story["topics"],
@@ -629,13 +674,16 @@ class Stories:
 
     def current_event(self, story_id: str, trigger_id: str) -> StoryEvent | None:
         """The story's current state as an ``updated`` event (None if it is not held)."""
-        story = self.state.get(f"s:{story_id}")
+        story = self._story(story_id)
         return None if story is None else self.event_of(story, "updated", trigger_id)
 
     def stories(self) -> Iterator[dict[str, Any]]:
+        """Every story held, as a dict with the event's field names (``story_id``, ``members`` as dicts, ...)."""
         for key, value in self.state.items():
             if key.startswith("s:"):
-                yield value
+                story = _story_of(key[2:], value)
+                story["members"] = [dict(zip(MEMBER_FIELDS, m)) for m in story["members"]]
+                yield story
 
     @staticmethod
     def story_of_key(key: str) -> str | None:
@@ -645,12 +693,13 @@ class Stories:
     def expire(self, now: float) -> Iterator[str]:
         """Forget stories silent for ``ttl_s`` and their index entries; yields deleted keys."""
         cfg = self.config
-        dead = {v["story_id"] for k, v in list(self.state.items()) if k.startswith("s:") and now - v["last_seen"] > cfg.ttl_s}
+        dead = {k[2:] for k, v in list(self.state.items())
+                if k.startswith("s:") and now - _story_of(k[2:], v)["last_seen"] > cfg.ttl_s}
         for key, value in list(self.state.items()):
             if key.startswith("s:"):
-                if value["story_id"] in dead:
+                if key[2:] in dead:
                     del self.state[key]
-                    self.vectors.remove_story(value["story_id"])
+                    self.vectors.remove_story(key[2:])
                     yield key
             elif key == "n":
                 continue
