@@ -131,15 +131,18 @@ def test_profiles_of_every_older_layout_are_read(fields: int) -> None:
         assert np.array_equal(prof.int8(), ITEMS[0]["vector"])
 
 
-def test_a_state_in_the_older_layout_places_the_next_items_as_the_new_one_does() -> None:
+@pytest.mark.parametrize("vectors", [True, False], ids=["vectors", "words"])
+def test_a_state_in_the_older_layout_places_the_next_items_as_the_new_one_does(vectors: bool) -> None:
     """A running deployment's changelog holds the older layout: it must go on as if nothing changed."""
+    items = ITEMS if vectors else [{**item, "vector": None} for item in ITEMS]
     whole = Stories()
-    expected = _placements(whole, ITEMS)
+    expected = _placements(whole, items)
+    assert len({placed[0] for placed in expected}) == 3
 
     before = Stories()
-    assert _placements(before, ITEMS[:6]) == expected[:6]
+    assert _placements(before, items[:6]) == expected[:6]
     # What a worker recovers: the JSON of the changelog.
-    older = orjson.loads(orjson.dumps(_as_older(dict(before.state), ITEMS[:6])))
+    older = orjson.loads(orjson.dumps(_as_older(dict(before.state), items[:6])))
     assert all(isinstance(v, dict) and len(v["profiles"][0]) == 7 for k, v in older.items() if k.startswith("s:"))
     restarted = Stories(StoryConfig(), older)
     assert restarted.rebuild_vectors() == before.rebuild_vectors()
@@ -153,9 +156,9 @@ def test_a_state_in_the_older_layout_places_the_next_items_as_the_new_one_does()
     for story in before.stories():
         assert restarted.current_event(story["story_id"], "x") == before.current_event(story["story_id"], "x")
     # ... and the next items placed as without the restart: same stories, similarities, events.
-    assert _placements(restarted, ITEMS[6:]) == expected[6:]
+    assert _placements(restarted, items[6:]) == expected[6:]
     # Re-delivered items are known whatever layout placed them.
-    assert [restarted.assign(**item).joined_by for item in ITEMS[:6]] == ["known"] * 6
+    assert [restarted.assign(**item).joined_by for item in items[:6]] == ["known"] * 6
     # A story written again is in the new layout, its older profiles kept as they were.
     written = restarted.state[f"s:{expected[-1][0]}"]
     assert isinstance(written, list) and any(len(p) == 7 and isinstance(p[1], list) for p in written[10])
