@@ -24,7 +24,8 @@ import orjson
 
 from common import SHARED
 from newsstream.dedup.stories import MEMBER_FIELDS, STORY_FIELDS
-from newsstream.evaluation.stream_replay import Pipeline, read_stream
+from newsstream.evaluation.stream_replay import Pipeline, PipelineConfig, read_stream
+from newsstream.platform.settings import load_settings
 
 STREAM = SHARED / "ant_multisource_stream" / "stream.jsonl"
 
@@ -37,7 +38,9 @@ def _enriched(path: Path, cache: Path | None) -> list[tuple[Any, str | None]]:
     """(enriched item, exact-dedup verdict) per item, in stream order."""
     if cache is not None and cache.exists():
         return pickle.loads(cache.read_bytes())
-    pipeline = Pipeline()
+    settings = load_settings()  # enriched as `newsstream eval stream` (and the worker) enrich
+    pipeline = Pipeline(PipelineConfig(structured=settings.enrich_structured,
+                                       ner_context_tokens=settings.ner_context_tokens))
     done = []
     for _number, raw, _record in read_stream(str(path)):
         processed = pipeline.process(raw)
