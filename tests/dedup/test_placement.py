@@ -132,6 +132,6 @@ def test_a_common_word_keeps_a_bounded_postings_list() -> None:
         words = " ".join("".join(rng.choices("ابتثجحخدذرزسشصضطظعغفقكلمنهوي", k=6)) for _ in range(6))
         raw = _ticker(f"t{n}", f"ميناء {words}", n).model_copy(update={"attribution": None})  # no thread
         placement.place(enrich(raw, T0), None)
-    assert len({v["story_id"] for k, v in placement.stories.state.items() if k.startswith("s:")}) == cap * 3
+    assert len({story["story_id"] for story in placement.stories.stories()}) == cap * 3
     postings = [v for k, v in placement.stories.state.items() if k.startswith("w:")]
     assert max(len(p) for p in postings) == cap

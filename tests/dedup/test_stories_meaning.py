@@ -14,6 +14,7 @@ import pytest
 
 from newsstream.contract.models import RawArticle, RawTickerItem
 from newsstream.dedup.placement import Placement
+from newsstream.dedup.stories import profile_of
 from newsstream.enrich.item import enrich, enrich_batch
 from newsstream.evaluation.stream_replay import Pipeline, PipelineConfig
 
@@ -148,6 +149,6 @@ def test_with_vectors_stage_3_keeps_no_words_of_long_texts_but_keeps_a_lines_wor
     _place(placement, SHIP_AR, SHIP_LINE)
     state = placement.stories.state
     assert not [key for key in state if key.startswith(("w:", "d:"))]
-    profiles = {prof[0]: prof for key, story in state.items() if key.startswith("s:") for prof in story["profiles"]}
-    assert profiles["a_ship_ar"][1] == [] and profiles["a_ship_ar"][6] >= 15
-    assert profiles["t_ship"][1] and len(profiles["t_ship"][1]) == profiles["t_ship"][6]
+    profiles = {prof.item_id: prof for story in placement.stories.stories() for prof in map(profile_of, story["profiles"])}
+    assert not profiles["a_ship_ar"].terms and not profiles["a_ship_ar"].entities and profiles["a_ship_ar"].n_terms >= 15
+    assert profiles["t_ship"].terms and len(profiles["t_ship"].terms) == profiles["t_ship"].n_terms

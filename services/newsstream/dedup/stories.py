@@ -33,16 +33,24 @@ once) and decayed with the item's distance in time from the story — if that
 reaches ``vector_threshold``. So the same event told in other words or
 another language joins, and the headline gate (a word test) is not applied.
 The words of long texts are then not kept at all (``lean_vectors``: no
-postings, no document frequencies); a short text keeps its terms, because
-two short texts must share one. An item without a vector (embeddings off)
+postings, no document frequencies of terms or entities, no terms or entities
+in the profile); a short text keeps its terms and entities, because two
+short texts must share one. An item without a vector (embeddings off)
 is placed by words as described above. ``docs/dedup.md`` has the
 measurements of both.
 
 State is one mapping with JSON-able values (a changelog-backed table in the
 worker; ``docs/dedup.md`` explains why stories run on one partition):
 
-* ``s:<story_id>`` -> story dict (``profiles`` are internal; the rest is the
-  public event, :class:`newsstream.contract.models.StoryEvent`)
+* ``s:<story_id>`` -> the story: ``[revision, headline, headline_kind,
+  first_seen, last_seen, member_count, members, sources, entities, topics,
+  profiles, thread_only]`` (``thread_only`` left out when null), each member
+  ``[id, kind, source, at, duplicate_of, similarity, joined_by]``, each
+  profile as :func:`profile_of` reads it; times in whole seconds are ints.
+  ``profiles`` and ``thread_only`` are internal, the rest is the public event
+  (:class:`newsstream.contract.models.StoryEvent`). :meth:`Stories.stories`
+  gives it as a dict with these names (and ``story_id``), members as dicts;
+  an older state's story dicts are still read.
 * ``w:<term>`` -> ``[[story_id, last_seen], ...]``
 * ``d:<term>`` / ``e:<entity>`` -> ``[document frequency, last seen]``; ``n`` -> documents seen
 * ``i:<item_id>`` -> story_id (idempotence: a re-processed item creates no story)
@@ -54,7 +62,6 @@ stream gives the same ids.
 
 from __future__ import annotations
 
-import base64
 import functools
 import math
 import re
@@ -76,10 +83,11 @@ import numpy as np
 
 from newsstream.contract.ids import stable_hash
 from newsstream.contract.models import StoryEvent, StoryMember
-from newsstream.dedup.vectors import VectorIndex, int8_vector, unit
+from newsstream.dedup.vectors import VectorIndex, b85_text, int8_vector, int8_vector_b85, unit
 from newsstream.text.normalize import normalize_text
 
 __all__ = [
+    "Profile",
     "Stories",
     "StoryConfig",
     "StoryEvent",
@@ -88,6 +96,7 @@ __all__ = [
     "hash_terms",
     "idf_weight",
     "pair_similarity",
+    "profile_of",
 ]
 
 _WORD_RE = re.compile(r"[^\W\d_]{3,}")
@@ -210,11 +219,106 @@ def vector_similarity(cos: float, lexical: float, terms: tuple[int, int], config
     return probability
 
 
+class Profile(NamedTuple):
+    """One member's part of a story's similarity, as read from either stored layout (:func:`profile_of`)."""
+
+    item_id: str
+    vector: str | None  # the int8 vector as text (base85, or base64 in the older layout)
+    n_terms: int  # content terms of the text (whether it is short)
+    terms: Sequence[int]  # term ids, [] for a long text with lean vectors
+    entities: Sequence[str]  # [] for a long text with lean vectors (never read: no terms to compare)
+    title_ids: Sequence[int]
+    group: str  # the ticker thread of a line, else the item id
+    base85: bool
+
+    def int8(self) -> np.ndarray:
+        return (int8_vector_b85 if self.base85 else int8_vector)(self.vector or "")
+
+
+def profile_of(stored: Sequence[Any]) -> Profile:
+    """A profile from the state: ``[item_id, vector, n_terms, terms, entities, title_ids, thread_id]``,
+    base85 vector (null without one), the trailing empty fields left out; or the older layout
+    ``[item_id, terms, entities, title_ids, base64 vector, group, n_terms]`` (its last three
+    fields optional), which a running deployment's changelog still holds."""
+    n = len(stored)
+    if n > 1 and isinstance(stored[1], list):  # the older layout: terms second
+        item_id, terms = stored[0], stored[1]
+        return Profile(item_id, stored[4] if n > 4 else None, stored[6] if n > 6 else len(terms), terms,
+                       stored[2], stored[3], stored[5] if n > 5 else item_id, False)
+    item_id = stored[0]
+    return Profile(item_id, stored[1], stored[2], stored[3] if n > 3 else (), stored[4] if n > 4 else (),
+                   stored[5] if n > 5 else (), (stored[6] if n > 6 else None) or item_id, True)
+
+
+# A story and a member in the state: a list of these fields (see the module docstring).
+STORY_FIELDS = ("revision", "headline", "headline_kind", "first_seen", "last_seen", "member_count", "members",
+                "sources", "entities", "topics", "profiles", "thread_only")
+MEMBER_FIELDS = ("id", "kind", "source", "at", "duplicate_of", "similarity", "joined_by")
+
+
+def _whole(t: float) -> float:
+    """A time in whole seconds as an int (``1523059591``, not ``1523059591.0`` in the JSON)."""
+    return int(t) if isinstance(t, float) and t.is_integer() else t
+
+
+def _story_of(story_id: str, stored: Any) -> dict[str, Any]:
+    """A story from the state, members as lists; reads the older dict form too (members as dicts)."""
+    if isinstance(stored, dict):
+        story = dict(stored)
+        story["members"] = [[m.get(f) for f in MEMBER_FIELDS] for m in stored["members"]]
+    else:
+        story = dict(zip(STORY_FIELDS, stored))
+    story["story_id"] = story_id
+    story.setdefault("thread_only", None)
+    return story
+
+
+def _stored_story(story: dict[str, Any]) -> list[Any]:
+    stored = [story[f] for f in STORY_FIELDS]
+    stored[3], stored[4] = _whole(stored[3]), _whole(stored[4])
+    if stored[-1] is None:
+        stored.pop()
+    return stored
+
+
+def _member(member: Sequence[Any] | Mapping[str, Any]) -> StoryMember:
+    fields = member if isinstance(member, Mapping) else dict(zip(MEMBER_FIELDS, member))
+    # model_construct: the members come from our own state, already valid;
+    # validating 500 of them per event cost ~1 ms.
+    return StoryMember.model_construct(**{**fields, "at": _ts(fields["at"])})
+
+
+def _stored_profile(item_id: str, vector: str | None, n_terms: int, terms: list[int], entities: list[str],
+                    title_ids: list[int], thread_id: str | None) -> list[Any]:
+    profile = [item_id, vector, n_terms, terms, entities, title_ids, thread_id]
+    while len(profile) > 3 and not profile[-1]:
+        profile.pop()
+    return profile
+
+
+def _scored(stored: Sequence[Any]) -> tuple[str | None, bool, Sequence[int], Sequence[str], int, str]:
+    """What the vector similarity reads of a profile: (vector, base85, terms, entities, n_terms, group).
+
+    The same as :func:`profile_of`, faster for the usual profile (a long text's
+    ``[item_id, vector, n_terms]``): this runs for every profile of every candidate."""
+    if len(stored) == 3:
+        return stored[1], True, (), (), stored[2], stored[0]
+    prof = profile_of(stored)
+    return prof.vector, prof.base85, prof.terms, prof.entities, prof.n_terms, prof.group
+
+
+# Cached: a live story's profiles are scored again for every item that finds it.
 @functools.lru_cache(maxsize=50_000)
-def _profile_unit(encoded: str) -> np.ndarray:
-    # Cached: a live story's profiles are scored again for every item that finds it.
-    vector = unit(int8_vector(encoded))
+def _unit_b85(encoded: str) -> np.ndarray:
+    vector = unit(int8_vector_b85(encoded))
     vector.flags.writeable = False  # shared by every caller
+    return vector
+
+
+@functools.lru_cache(maxsize=50_000)
+def _unit_b64(encoded: str) -> np.ndarray:  # a profile of the older layout
+    vector = unit(int8_vector(encoded))
+    vector.flags.writeable = False
     return vector
 
 
@@ -281,9 +385,10 @@ class StoryConfig:
     vector_time_decay: float = 0.5
     vector_candidates: int = 10  # nearest stories by vector considered per item
     # With vectors, candidates come from the vector index alone and the words of a
-    # long text are not kept (no postings, no document frequencies, no term list in
-    # its profile): the fitted similarity gives them no weight, and they were most
-    # of stage 3's state. Short texts keep their terms for the shared-word test.
+    # long text are not kept (no postings, no document frequencies of terms or
+    # entities, no term or entity list in its profile): the fitted similarity gives
+    # them no weight, and they were most of stage 3's state. Short texts keep their
+    # terms and entities for the shared-word test, which needs no weights.
     lean_vectors: bool = True
 
     def __post_init__(self) -> None:
@@ -317,17 +422,23 @@ class Stories:
     def rebuild_vectors(self) -> int:
         """Index the vectors of every live story's profiles (after the state was recovered); returns how many."""
         self.vectors.clear()
-        for story in self.stories():
-            self._index_profiles(story)
+        for key, stored in self.state.items():
+            if key.startswith("s:"):
+                self._index_profiles(_story_of(key[2:], stored))
         return len(self.vectors)
+
+    def _story(self, story_id: str) -> dict[str, Any] | None:
+        stored = self.state.get(f"s:{story_id}")
+        return None if stored is None else _story_of(story_id, stored)
 
     def _index_profiles(self, story: dict[str, Any]) -> None:
         sid = story["story_id"]
-        self.vectors.keep_only(sid, (prof[0] for prof in story["profiles"]))
-        for prof in story["profiles"]:
+        profiles = [profile_of(prof) for prof in story["profiles"]]
+        self.vectors.keep_only(sid, (prof.item_id for prof in profiles))
+        for prof in profiles:
             # Decoded only when new: the others are indexed already (this runs per placement).
-            if len(prof) > 4 and prof[4] and not self.vectors.holds(sid, prof[0]):
-                self.vectors.add(sid, prof[0], int8_vector(prof[4]))
+            if prof.vector and not self.vectors.holds(sid, prof.item_id):
+                self.vectors.add(sid, prof.item_id, prof.int8())
 
     # -- placement -------------------------------------------------------
 
@@ -370,7 +481,7 @@ class Stories:
             best = self._best_candidate(term_ids, title_ids, entities, at, vector)
             if best is not None:
                 story_id, similarity, joined_by = best[1], best[0], "similarity"
-        elif joined_by == "thread" and st[f"s:{story_id}"].get("thread_only") == thread_id:
+        elif joined_by == "thread" and self._story(story_id)["thread_only"] == thread_id:
             # The thread's story holds nothing but the thread: its first line to arrive
             # may have been a detail ("- the plant stores 200 MWh") that matched nothing,
             # while this line (often the headline) matches the story that covers the
@@ -399,12 +510,9 @@ class Stories:
                 "thread_only": thread_id,
             }
         else:
-            story = dict(st[f"s:{story_id}"])
+            story = self._story(story_id)
 
-        member = {
-            "id": item_id, "kind": kind, "source": source, "at": at, "duplicate_of": duplicate_of,
-            "similarity": round(similarity, 4), "joined_by": joined_by,
-        }
+        member = [item_id, kind, source, _whole(at), duplicate_of, round(similarity, 4), joined_by]  # MEMBER_FIELDS
         members = [*story["members"], member]
         if len(members) > cfg.max_members:
             members = [members[0], *members[-(cfg.max_members - 1) :]]
@@ -438,15 +546,21 @@ class Stories:
                 for term in term_ids:
                     df = st.get(f"d:{term}")
                     st[f"d:{term}"] = [(df[0] if df else 0) + 1, at]
-            if cfg.entity_idf:
+            if cfg.entity_idf and not lean:
                 for entity in entities:
                     df = st.get(f"e:{entity}")
                     st[f"e:{entity}"] = [(df[0] if df else 0) + 1, at]
-            encoded = None if vector is None else base64.b64encode(vector.tobytes()).decode("ascii")
-            # The last field groups the lines of one ticker thread (see _best_candidate).
-            # And the number of terms: a lean profile of a long text keeps no term list.
+            data = None if vector is None else vector.tobytes()
+            # The number of terms: a lean profile of a long text keeps no term list, and
+            # then no entities either (they are only compared when both have terms). The
+            # thread groups the lines of one ticker thread (see _best_candidate).
             kept = [] if lean and len(term_ids) >= cfg.short_terms else term_ids
-            profile = [item_id, kept, entities, [] if lean else title_ids, encoded, thread_id or item_id, len(term_ids)]
+            profile = _stored_profile(
+                item_id, None if data is None else b85_text(data), len(term_ids), kept,
+                entities if kept or cfg.entity_gate else [], [] if lean else title_ids, thread_id,
+            )
+            if data is not None:  # indexed as it is, not decoded again from the profile
+                self.vectors.add(story_id, item_id, np.frombuffer(data, dtype=np.int8))
             profiles = [*story["profiles"], profile]
             if len(profiles) > cfg.profiles:  # keep the founder and the newest ones
                 profiles = [profiles[0], *profiles[-(cfg.profiles - 1) :]]
@@ -460,7 +574,7 @@ class Stories:
                 # without the cap a common word's list (and the cost of updating
                 # it, and its changelog record) grew with every item of the window.
                 st[key] = postings[-(cfg.max_postings + 1) :]
-        st[f"s:{story_id}"] = story
+        st[f"s:{story_id}"] = _stored_story(story)
         self._index_profiles(story)
         st[f"i:{item_id}"] = story_id
         if thread_id is not None:
@@ -490,36 +604,42 @@ class Stories:
         # A short text (a ticker line) shares few words with anything: it needs a closer match.
         threshold = cfg.threshold if len(term_ids) >= cfg.short_terms else cfg.short_threshold
         query = None if vector is None else unit(vector)
+        lexical_weights = (None, None) if cfg.lean_vectors else (weight, entity_idf)
         for sid in candidates:
-            story = st.get(f"s:{sid}")
-            if story is None or sid == exclude:
+            stored = st.get(f"s:{sid}")
+            if stored is None or sid == exclude:
                 continue
+            first_seen, last_seen, stored_profiles = (
+                (stored["first_seen"], stored["last_seen"], stored["profiles"]) if isinstance(stored, dict)
+                else (stored[3], stored[4], stored[10])  # STORY_FIELDS
+            )
             # How far the item lies from the story's time span: an item that arrives late
             # but happened hours before the story began is as far from it as one hours after.
-            idle = max(0.0, at - story["last_seen"], story["first_seen"] - at)
+            idle = max(0.0, at - last_seen, first_seen - at)
             if idle > cfg.window_s:
                 continue
-            profiles = story["profiles"]
-            with_vectors = [prof for prof in profiles if len(prof) > 4 and prof[4]] if query is not None else []
+            with_vectors = [v for v in map(_scored, stored_profiles) if v[0]] if query is not None else []
+            profiles = [] if with_vectors and not cfg.entity_gate else [profile_of(prof) for prof in stored_profiles]
             if cfg.entity_gate and entities:
-                story_entities = {e for prof in profiles for e in prof[2]}
+                story_entities = {e for prof in profiles for e in prof.entities}
                 if story_entities and story_entities.isdisjoint(entities):
                     continue
             if cfg.title_gate and title_ids and not with_vectors:
-                story_titles = {t for prof in profiles for t in prof[3]}
+                story_titles = {t for prof in profiles for t in prof.title_ids}
                 if story_titles and story_titles.isdisjoint(title_ids):
                     continue
             if with_vectors:
                 # Both sides have vectors: the probability of one story, profile by profile.
                 by_group: dict[str, float] = {}
-                for prof in with_vectors:
-                    group = prof[5] if len(prof) > 5 else prof[0]
+                for encoded, base85, terms, prof_entities, n_terms, group in with_vectors:
                     p = vector_similarity(
-                        float(query @ _profile_unit(prof[4])),
-                        # Lean: no document frequencies kept, and only "shares a word" matters here.
-                        pair_similarity(term_ids, prof[1], entities, prof[2], cfg.entity_weight,
-                                        None if cfg.lean_vectors else weight, entity_idf),
-                        (len(term_ids), prof[6] if len(prof) > 6 else len(prof[1])),
+                        float(query @ (_unit_b85 if base85 else _unit_b64)(encoded)),
+                        # Lean: no document frequencies kept (of terms or entities), and only
+                        # "shares a word or an entity" matters here (the fitted weight of words is 0).
+                        # A long text with lean vectors keeps no terms: it shares none.
+                        pair_similarity(term_ids, terms, entities, prof_entities, cfg.entity_weight, *lexical_weights)
+                        if terms else 0.0,
+                        (len(term_ids), n_terms),
                         cfg,
                     )
                     by_group[group] = max(p, by_group.get(group, 0.0))
@@ -533,7 +653,7 @@ class Stories:
                 needed = cfg.vector_threshold
             else:
                 sim = max(
-                    pair_similarity(term_ids, prof[1], entities, prof[2], cfg.entity_weight, weight, entity_idf)
+                    pair_similarity(term_ids, prof.terms, entities, prof.entities, cfg.entity_weight, weight, entity_idf)
                     for prof in profiles
                 ) * (1.0 - cfg.time_decay * idle / cfg.window_s)
                 needed = threshold
@@ -569,9 +689,7 @@ class Stories:
             first_seen=_ts(story["first_seen"]),
             last_seen=_ts(story["last_seen"]),
             member_count=story["member_count"],
-            # model_construct: the members come from our own state, already valid;
-            # validating 500 of them per event cost ~1 ms.
-            members=[StoryMember.model_construct(**{**m, "at": _ts(m["at"])}) for m in story["members"]],
+            members=[_member(m) for m in story["members"]],
             sources=story["sources"],
             entities=list(story["entities"])[:20],
             topics=story["topics"],
@@ -580,13 +698,16 @@ class Stories:
 
     def current_event(self, story_id: str, trigger_id: str) -> StoryEvent | None:
         """The story's current state as an ``updated`` event (None if it is not held)."""
-        story = self.state.get(f"s:{story_id}")
+        story = self._story(story_id)
         return None if story is None else self.event_of(story, "updated", trigger_id)
 
     def stories(self) -> Iterator[dict[str, Any]]:
+        """Every story held, as a dict with the event's field names (``story_id``, ``members`` as dicts, ...)."""
         for key, value in self.state.items():
             if key.startswith("s:"):
-                yield value
+                story = _story_of(key[2:], value)
+                story["members"] = [dict(zip(MEMBER_FIELDS, m)) for m in story["members"]]
+                yield story
 
     @staticmethod
     def story_of_key(key: str) -> str | None:
@@ -596,12 +717,13 @@ class Stories:
     def expire(self, now: float) -> Iterator[str]:
         """Forget stories silent for ``ttl_s`` and their index entries; yields deleted keys."""
         cfg = self.config
-        dead = {v["story_id"] for k, v in list(self.state.items()) if k.startswith("s:") and now - v["last_seen"] > cfg.ttl_s}
+        dead = {k[2:] for k, v in list(self.state.items())
+                if k.startswith("s:") and now - _story_of(k[2:], v)["last_seen"] > cfg.ttl_s}
         for key, value in list(self.state.items()):
             if key.startswith("s:"):
-                if value["story_id"] in dead:
+                if key[2:] in dead:
                     del self.state[key]
-                    self.vectors.remove_story(value["story_id"])
+                    self.vectors.remove_story(key[2:])
                     yield key
             elif key == "n":
                 continue
