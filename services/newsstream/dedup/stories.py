@@ -83,6 +83,7 @@ import numpy as np
 
 from newsstream.contract.ids import stable_hash
 from newsstream.contract.models import StoryEvent, StoryMember
+from newsstream.dedup.compact import whole_seconds
 from newsstream.dedup.vectors import VectorIndex, b85_text, int8_vector, int8_vector_b85, unit
 from newsstream.text.normalize import normalize_text
 
@@ -232,7 +233,12 @@ class Profile(NamedTuple):
     base85: bool
 
     def int8(self) -> np.ndarray:
-        return (int8_vector_b85 if self.base85 else int8_vector)(self.vector or "")
+        return _int8(self.vector or "", self.base85)
+
+
+def _int8(encoded: str, base85: bool) -> np.ndarray:
+    """A profile's int8 vector from its text: base85, or base64 in the older layout."""
+    return (int8_vector_b85 if base85 else int8_vector)(encoded)
 
 
 def profile_of(stored: Sequence[Any]) -> Profile:
@@ -254,11 +260,7 @@ def profile_of(stored: Sequence[Any]) -> Profile:
 STORY_FIELDS = ("revision", "headline", "headline_kind", "first_seen", "last_seen", "member_count", "members",
                 "sources", "entities", "topics", "profiles", "thread_only")
 MEMBER_FIELDS = ("id", "kind", "source", "at", "duplicate_of", "similarity", "joined_by")
-
-
-def _whole(t: float) -> float:
-    """A time in whole seconds as an int (``1523059591``, not ``1523059591.0`` in the JSON)."""
-    return int(t) if isinstance(t, float) and t.is_integer() else t
+_FIRST_SEEN, _LAST_SEEN, _PROFILES = (STORY_FIELDS.index(f) for f in ("first_seen", "last_seen", "profiles"))
 
 
 def _story_of(story_id: str, stored: Any) -> dict[str, Any]:
@@ -275,7 +277,7 @@ def _story_of(story_id: str, stored: Any) -> dict[str, Any]:
 
 def _stored_story(story: dict[str, Any]) -> list[Any]:
     stored = [story[f] for f in STORY_FIELDS]
-    stored[3], stored[4] = _whole(stored[3]), _whole(stored[4])
+    stored[_FIRST_SEEN], stored[_LAST_SEEN] = whole_seconds(stored[_FIRST_SEEN]), whole_seconds(stored[_LAST_SEEN])
     if stored[-1] is None:
         stored.pop()
     return stored
@@ -309,16 +311,10 @@ def _scored(stored: Sequence[Any]) -> tuple[str | None, bool, Sequence[int], Seq
 
 # Cached: a live story's profiles are scored again for every item that finds it.
 @functools.lru_cache(maxsize=50_000)
-def _unit_b85(encoded: str) -> np.ndarray:
-    vector = unit(int8_vector_b85(encoded))
+def _unit_vector(encoded: str, base85: bool) -> np.ndarray:
+    """The unit vector of a profile's text (:func:`_int8`)."""
+    vector = unit(_int8(encoded, base85))
     vector.flags.writeable = False  # shared by every caller
-    return vector
-
-
-@functools.lru_cache(maxsize=50_000)
-def _unit_b64(encoded: str) -> np.ndarray:  # a profile of the older layout
-    vector = unit(int8_vector(encoded))
-    vector.flags.writeable = False
     return vector
 
 
@@ -512,7 +508,7 @@ class Stories:
         else:
             story = self._story(story_id)
 
-        member = [item_id, kind, source, _whole(at), duplicate_of, round(similarity, 4), joined_by]  # MEMBER_FIELDS
+        member = [item_id, kind, source, whole_seconds(at), duplicate_of, round(similarity, 4), joined_by]  # MEMBER_FIELDS
         members = [*story["members"], member]
         if len(members) > cfg.max_members:
             members = [members[0], *members[-(cfg.max_members - 1) :]]
@@ -611,7 +607,7 @@ class Stories:
                 continue
             first_seen, last_seen, stored_profiles = (
                 (stored["first_seen"], stored["last_seen"], stored["profiles"]) if isinstance(stored, dict)
-                else (stored[3], stored[4], stored[10])  # STORY_FIELDS
+                else (stored[_FIRST_SEEN], stored[_LAST_SEEN], stored[_PROFILES])
             )
             # How far the item lies from the story's time span: an item that arrives late
             # but happened hours before the story began is as far from it as one hours after.
@@ -633,7 +629,7 @@ class Stories:
                 by_group: dict[str, float] = {}
                 for encoded, base85, terms, prof_entities, n_terms, group in with_vectors:
                     p = vector_similarity(
-                        float(query @ (_unit_b85 if base85 else _unit_b64)(encoded)),
+                        float(query @ _unit_vector(encoded, base85)),
                         # Lean: no document frequencies kept (of terms or entities), and only
                         # "shares a word or an entity" matters here (the fitted weight of words is 0).
                         # A long text with lean vectors keeps no terms: it shares none.

@@ -19,7 +19,7 @@ import base64
 import functools
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -93,17 +93,22 @@ def to_embedding(vector: np.ndarray, tokens: int) -> Embedding:
                      vector=base64.b64encode(data).decode("ascii"))
 
 
-def embed(raws: Sequence[RawArticle | RawTickerItem], article_tokens: int = ARTICLE_TOKENS) -> list[Embedding]:
-    """One embedding per item, computed in batches (articles and lines apart: the attention
-    of a batch costs by its longest sequence)."""
-    encoder = get_encoder()
-    out: list[Embedding | None] = [None] * len(raws)
+def _batches(raws: Sequence[RawArticle | RawTickerItem], article_tokens: int) -> Iterator[tuple[list[int], int]]:
+    """(indices of at most BATCH items, their token budget): articles and lines apart,
+    because the attention of a batch costs by its longest sequence."""
     for kind, budget in (("article", article_tokens), ("ticker", LINE_TOKENS)):
         index = [i for i, raw in enumerate(raws) if raw.kind == kind]
         for start in range(0, len(index), BATCH):
-            chunk = index[start:start + BATCH]
-            for i, encoded in zip(chunk, encoder.encode([embedding_text(raws[i]) for i in chunk], max_tokens=budget)):
-                out[i] = to_embedding(encoded.pooled, len(encoded.ids))
+            yield index[start:start + BATCH], budget
+
+
+def embed(raws: Sequence[RawArticle | RawTickerItem], article_tokens: int = ARTICLE_TOKENS) -> list[Embedding]:
+    """One embedding per item, computed in batches."""
+    encoder = get_encoder()
+    out: list[Embedding | None] = [None] * len(raws)
+    for chunk, budget in _batches(raws, article_tokens):
+        for i, encoded in zip(chunk, encoder.encode([embedding_text(raws[i]) for i in chunk], max_tokens=budget)):
+            out[i] = to_embedding(encoded.pooled, len(encoded.ids))
     return out  # type: ignore[return-value]
 
 
@@ -120,15 +125,12 @@ def embed_in_context(raws: Sequence[RawArticle | RawTickerItem], article_tokens:
 
     encoder = get_encoder()
     out: list[tuple[Embedding, TextContext | None] | None] = [None] * len(raws)
-    for kind, budget in (("article", article_tokens), ("ticker", LINE_TOKENS)):
-        index = [i for i, raw in enumerate(raws) if raw.kind == kind]
-        for start in range(0, len(index), BATCH):
-            chunk = index[start:start + BATCH]
-            contexts, firsts = encode_contexts([embedding_text(raws[i]) for i in chunk], max(context_tokens, budget),
-                                               CONTEXT_LAYER, first_window=budget, encoder=encoder)
-            for i, context, last in zip(chunk, contexts, encoder.resume(firsts, CONTEXT_LAYER)):
-                pooled = last.mean(axis=0, dtype=np.float64)  # over <s> to </s>, as the engine pools
-                out[i] = (to_embedding((pooled / max(np.linalg.norm(pooled), 1e-6)).astype(np.float32), len(last)), context)
+    for chunk, budget in _batches(raws, article_tokens):
+        contexts, firsts = encode_contexts([embedding_text(raws[i]) for i in chunk], max(context_tokens, budget),
+                                           first_window=budget, encoder=encoder)
+        for i, context, last in zip(chunk, contexts, encoder.resume(firsts, CONTEXT_LAYER)):
+            pooled = last.mean(axis=0, dtype=np.float64)  # over <s> to </s>, as the engine pools
+            out[i] = (to_embedding((pooled / max(np.linalg.norm(pooled), 1e-6)).astype(np.float32), len(last)), context)
     return out  # type: ignore[return-value]
 
 

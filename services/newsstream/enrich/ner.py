@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from newsstream.enrich.ner_context import CONTEXT_LAYER
+from newsstream.enrich.ner_context import CONTEXT_LAYER, word_states
 from newsstream.enrich.tokens import norm, strip_clitics, tokens
 
 __all__ = ["token_features", "context_features", "ContextProbe", "Tagger", "get_tagger", "get_context_tagger", "bio_spans",
@@ -130,7 +130,7 @@ class NameChars:
 class ContextProbe:
     """A linear read-out of the encoder's word states (``ner_context``): the
     probability of each BIO label, which the CRF weighs as the soft features
-    ``cx-1=``, ``cx0=``, ``cx+1=`` (the token's and its neighbours'). Trained in
+    ``cx-1=``, ``cx+0=``, ``cx+1=`` (the token's and its neighbours'). Trained in
     tools/build_models.py on ANERcorp (logistic regression on standardised
     layer-6 states)."""
 
@@ -731,7 +731,7 @@ def tag_sentences(sents: list[list[str]], states: list[np.ndarray] | None = None
     context budget). A sentence with states is tagged by the context tagger, one
     without by the plain one: the context tagger gains 4-5 points of F1 where it
     has context and loses 1.3 where it has none (it learnt to lean on it), so
-    each sentence gets the better of the two (figures: ``data/ner_crf.md``)."""
+    each sentence gets the better of the two (figures: ``data/ner_crf_context.md``)."""
     covered = [bool(toks) and st is not None and bool(st.any()) for toks, st in zip(sents, states or [])]
     if not any(covered):
         return propagate(sents, get_tagger().tag_document(sents))
@@ -757,8 +757,6 @@ def tag_text(text: str, toks: list[tuple[str, int, int]] | None = None, context_
     bounds = split_sentences(words)
     out = []
     if states is None and context_tokens > 0 and words:
-        from newsstream.enrich.ner_context import word_states
-
         (states,) = word_states([(text, [(s, e) for _, s, e in toks])], context_tokens)
     tags = tag_sentences([words[a:b] for a, b in bounds], None if states is None else [states[a:b] for a, b in bounds])
     for (a, _), tg in zip(bounds, tags):

@@ -73,10 +73,10 @@ def _windows(encoder, text: str, max_tokens: int | None, first_window: int) -> l
     return out
 
 
-def encode_contexts(texts: Sequence[str], max_tokens: int | None = None, layer: int = CONTEXT_LAYER,
-                    first_window: int = WINDOW_TOKENS, encoder=None) -> tuple[list[TextContext], list[np.ndarray]]:  # type: ignore[no-untyped-def]
+def encode_contexts(texts: Sequence[str], max_tokens: int | None = None, first_window: int = WINDOW_TOKENS,
+                    encoder=None) -> tuple[list[TextContext], list[np.ndarray]]:  # type: ignore[no-untyped-def]
     """Each text's context (its first ``max_tokens`` tokens, None: all of them,
-    after ``layer`` layers), and the ``layer`` states of each text's first window
+    after CONTEXT_LAYER layers), and those states of each text's first window
     (``<s>`` to ``</s>``: what ``Encoder.resume`` takes to finish the pass).
     All texts' windows go through the encoder in shared batches."""
     if encoder is None:
@@ -89,7 +89,7 @@ def encode_contexts(texts: Sequence[str], max_tokens: int | None = None, layer: 
     chunk: list[list[int]] = []
     for seq in seqs + [[]]:
         if chunk and (not seq or sum(map(len, chunk)) + len(seq) > _BATCH_TOKENS):
-            states += encoder.forward(chunk, layers=layer)
+            states += encoder.forward(chunk, layers=CONTEXT_LAYER)
             chunk = []
         if seq:
             chunk.append(seq)
@@ -105,9 +105,9 @@ def encode_contexts(texts: Sequence[str], max_tokens: int | None = None, layer: 
 
 
 def word_states(texts: Sequence[tuple[str, Sequence[tuple[int, int]]]], max_tokens: int | None = None,
-                layer: int = CONTEXT_LAYER, encoder=None) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
-    """For each ``(text, word spans)``: an array (words, 384) of the ``layer`` state
+                encoder=None) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
+    """For each ``(text, word spans)``: an array (words, 384) of the CONTEXT_LAYER state
     of each word's first sub-word (zeros for a word past ``max_tokens`` tokens of
     its text)."""
-    contexts, _ = encode_contexts([t for t, _ in texts], max_tokens, layer, encoder=encoder)
+    contexts, _ = encode_contexts([t for t, _ in texts], max_tokens, encoder=encoder)
     return [ctx.word_states(spans) for ctx, (_, spans) in zip(contexts, texts)]
