@@ -536,6 +536,10 @@ def main(argv: list[str]) -> None:
         from build_language_means import build as build_language_means
 
         build_language_means()
+    if what in ("topics-vectors", "all"):  # after topics and language-means: it reads both
+        from train_topics import build_topics_vectors
+
+        build_topics_vectors(SHARED)
     if what == "ner-cv":
         ner_cv()
     if what == "topics-cv":

@@ -130,29 +130,90 @@ def topics_cv(shared: Path) -> dict:
     return res
 
 
+# The topic model read with the item's vector (issue 14): a one-vs-rest
+# logistic regression per class over the text model's out-of-fold margins and
+# the item's vector (centred on its language, unit length, as stage 3 compares
+# it). C chosen by 5-fold CV among 0.3, 1 and 3 (topics_iptc_vectors.md).
+VECTORS_C = 1.0
+
+
+def _vectors(docs) -> np.ndarray:
+    """Each training article's vector as the worker makes it (~6 minutes for the
+    4,374 articles; ``TOPICS_VECTORS_CACHE``: an .npy file to keep them in)."""
+    import os
+
+    from newsstream.enrich.embedding import ARTICLE_TOKENS
+    from newsstream.evaluation.stories import worker_vectors
+
+    cache = os.environ.get("TOPICS_VECTORS_CACHE")
+    if cache and Path(cache).exists():
+        return np.load(cache)
+    V = worker_vectors([f"{title}\n{text}".strip() for title, text in docs], ARTICLE_TOKENS)
+    if cache:
+        np.save(cache, V)
+    return V
+
+
+def _fit_stack(X: np.ndarray, labels: np.ndarray, classes: list[str], c: float = VECTORS_C) -> tuple[np.ndarray, np.ndarray]:
+    """(weights (features, classes), intercepts): one binary logistic regression
+    per class, so each class's probability is a calibrated one-vs-rest score."""
+    from sklearn.linear_model import LogisticRegression
+
+    W, b = np.zeros((X.shape[1], len(classes))), np.zeros(len(classes))
+    for k, cls in enumerate(classes):
+        m = LogisticRegression(C=c, max_iter=3000).fit(X, labels == cls)
+        W[:, k], b[k] = m.coef_[0], m.intercept_[0]
+    return W, b
+
+
 def topics_vectors_cv(shared: Path) -> dict:
     """The sentence encoder for topics (issue 14): 5-fold CV macro-F1 of a logistic
-    regression on the items' vectors alone, and stacked with the shipped model's
-    out-of-fold margins. Embeds the 4,374 articles as the worker does (~7 min)."""
+    regression on the items' vectors alone, and of the text model's out-of-fold
+    margins stacked with the vectors (multinomial, and one-vs-rest: the shipped
+    ``topics_iptc_vectors.npz``, at each C measured)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
-    from newsstream.enrich.embedding import ARTICLE_TOKENS
     from newsstream.evaluation.scoring import macro_f1
-    from newsstream.evaluation.stories import worker_vectors
 
     docs, y = _load(shared)
-    V = worker_vectors([f"{title}\n{text}".strip() for title, text in docs], ARTICLE_TOKENS)
+    V = _vectors(docs)
     M, classes = _cv_margins(docs, y, extra=_extra(shared))
     labels = np.array(y)
     res = {"text_model": macro_f1(y, [classes[i] for i in M.argmax(1)])["macro_f1"]}
+    splits = list(StratifiedKFold(5, shuffle=True, random_state=1).split(V, labels))
     for name, X, c in (("vectors", V, 10.0), ("stacked", np.hstack([M, V]), 1.0)):
         pred = np.empty(len(labels), dtype=object)
-        for tr, te in StratifiedKFold(5, shuffle=True, random_state=1).split(X, labels):
+        for tr, te in splits:
             pred[te] = LogisticRegression(C=c, max_iter=3000).fit(X[tr], labels[tr]).predict(X[te])
         res[name] = macro_f1(y, list(pred))["macro_f1"]
+    X = np.hstack([M, V])
+    for c in (0.3, 1.0, 3.0):
+        P = np.zeros((len(labels), len(classes)))
+        for tr, te in splits:
+            W, b = _fit_stack(X[tr], labels[tr], classes, c)
+            P[te] = X[te] @ W + b
+        key = f"stacked_one_vs_rest_C{c:g}"
+        res[key] = macro_f1(y, [classes[i] for i in P.argmax(1)])
+        res[key] = {k: res[key][k] for k in ("macro_f1", "accuracy", "per_class") if k in res[key]}
     print(json.dumps(res))
     return res
+
+
+def build_topics_vectors(shared: Path) -> None:
+    """``topics_iptc_vectors.npz``: the stacked head over the shipped text
+    model's out-of-fold margins (the same folds as its Platt sigmoids) and the
+    training articles' vectors."""
+    from newsstream.enrich.iptc import VECTORS_MODEL_FILE, TopicModel
+
+    docs, y = _load(shared)
+    M, classes = _cv_margins(docs, y, extra=_extra(shared))
+    text_model = TopicModel()
+    assert text_model.classes == classes
+    W, b = _fit_stack(np.hstack([M, _vectors(docs)]), np.array(y), classes)
+    np.savez_compressed(VECTORS_MODEL_FILE, W=W.astype(np.float32), b=b.astype(np.float32), classes=np.array(classes),
+                        text_model=np.array(text_model.version), version=np.array("topics-iptc-e5-stack-1"))
+    print("topics with vectors:", VECTORS_MODEL_FILE.stat().st_size, "bytes")
 
 
 def build_topics(shared: Path) -> None:

@@ -104,10 +104,16 @@ def stream(
 @eval_app.command("topics")
 def topics_cmd(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSONL with title, text, iptc.")],
+    embeddings: Annotated[bool | None, typer.Option(
+        "--embeddings/--no-embeddings",
+        help="Read each article's vector too, as the worker does with embeddings on "
+             "(default: NEWSSTREAM_EMBEDDINGS; about 0.1 s an article).")] = None,
 ) -> None:
     """IPTC topic classifier: macro-F1 and accuracy (last line: JSON)."""
+    if embeddings is None:
+        embeddings = load_settings().embeddings
     try:
-        res = eval_topics(file)
+        res = eval_topics(file, embeddings=embeddings)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     _type_table(res, "per_class")

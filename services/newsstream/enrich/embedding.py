@@ -165,3 +165,10 @@ def centred(vector: np.ndarray, language: str | None) -> np.ndarray:
     v = vector.astype(np.float32)
     v = v / max(float(np.linalg.norm(v)), 1e-6) - mean
     return np.frombuffer(quantize(v / max(float(np.linalg.norm(v)), 1e-6))[1], dtype=np.int8)
+
+
+def centred_unit(embedding: Embedding, language: str | None) -> np.ndarray:
+    """An enriched item's vector as stage 3 compares it and the topic model
+    reads it: centred on its language (:func:`centred`), float32, unit length."""
+    v = centred(np.frombuffer(base64.b64decode(embedding.vector), dtype=np.int8), language).astype(np.float32)
+    return v / max(float(np.linalg.norm(v)), 1e-6)

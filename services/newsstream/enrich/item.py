@@ -16,6 +16,7 @@ from newsstream import __version__
 from newsstream.contract.ids import content_hash, matching_text
 from newsstream.contract.models import (
     Attribution,
+    Embedding,
     EnrichedArticle,
     EnrichedTickerItem,
     Enrichment,
@@ -32,6 +33,8 @@ from newsstream.text.language import detect_language
 from newsstream.text.normalize import normalize_text, word_count
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from newsstream.enrich.ner_context import TextContext
 
 _log = logging.getLogger(__name__)
@@ -78,20 +81,20 @@ def enrich_batch(raws: Sequence[RawArticle | RawTickerItem], processed_at: datet
     out: list[Enriched | Exception] = []
     for raw, pair in zip(raws, encoded):
         try:
-            item = enrich(raw, processed_at, structured=structured, context=pair[1] if pair else None)
-            if pair:
-                item = item.model_copy(update={"enrichment": item.enrichment.model_copy(update={"embedding": pair[0]})})
-            out.append(item)
+            out.append(enrich(raw, processed_at, structured=structured, context=pair[1] if pair else None,
+                              embedding=pair[0] if pair else None))
         except Exception as exc:  # noqa: BLE001 - this item only
             out.append(exc)
     return out
 
 
-def structured_fields(raw: RawArticle | RawTickerItem, words: int, context: TextContext | None = None) -> dict:
+def structured_fields(raw: RawArticle | RawTickerItem, words: int, context: TextContext | None = None,
+                      topic_vector: np.ndarray | None = None) -> dict:
     """The optional Enrichment fields from :mod:`newsstream.enrich`; empty
     (fields stay null) when they fail: a bug in an enricher must not turn a
     good item into a dead letter. ``context``: the tagger's context of the
-    item's embedded text (:func:`enrich_batch`)."""
+    item's embedded text (:func:`enrich_batch`); ``topic_vector``: the item's
+    vector as the topic model reads it."""
     from newsstream.enrich.embedding import text_base
     from newsstream.enrich.pipeline import enrich_fields
 
@@ -104,7 +107,7 @@ def structured_fields(raw: RawArticle | RawTickerItem, words: int, context: Text
             # without a publication time, relative dates count from the fetch
             fields = enrich_fields("article", text=raw.body, title=raw.title,
                                    published_at=raw.published_at or raw.fetched_at, word_count=words,
-                                   context=part("body"), title_context=part("title"))
+                                   context=part("body"), title_context=part("title"), topic_vector=topic_vector)
         else:
             fields = enrich_fields("ticker", text=raw.text, attribution=raw.attribution,
                                    published_at=raw.published_at, word_count=words, context=part("text"))
@@ -112,6 +115,14 @@ def structured_fields(raw: RawArticle | RawTickerItem, words: int, context: Text
     except Exception:  # noqa: BLE001 - logged, item still enriched with the basics
         _log.exception("structured enrichment failed for %s", raw.id)
         return {}
+
+
+def _topic_vector(embedding: Embedding | None, language: str) -> np.ndarray | None:
+    if embedding is None:
+        return None
+    from newsstream.enrich.embedding import centred_unit
+
+    return centred_unit(embedding, language)
 
 
 def _construct(fields: dict) -> dict:
@@ -141,14 +152,16 @@ def language_sample(raw: RawArticle | RawTickerItem) -> str:
 
 def enrich(
     raw: RawArticle | RawTickerItem, processed_at: datetime, *, structured: bool = True,
-    context: TextContext | None = None,
+    context: TextContext | None = None, embedding: Embedding | None = None,
 ) -> EnrichedArticle | EnrichedTickerItem:
     """Language, normalised text, content hash and word count; original text untouched.
 
     ``structured`` (``NEWSSTREAM_ENRICH_STRUCTURED``) adds entities, quotes,
     times, topics, regions and urgency; off for a replay that only needs
     hashes, or to shed load. ``context``: the entity tagger's context of the
-    item's embedded text (:func:`enrich_batch`; None: the tagger's own features)."""
+    item's embedded text (:func:`enrich_batch`; None: the tagger's own features).
+    ``embedding``: the item's vector (:func:`enrich_batch`), carried on the
+    event and read by the topic model."""
     text = matching_text(raw)
     normalized = normalize_text(text)
     if not normalized:
@@ -166,7 +179,8 @@ def enrich(
         duplicate_of=None,
         processed_at=processed_at,
         pipeline_version=PIPELINE_VERSION,
-        **(structured_fields(raw, words, context) if structured else {}),
+        embedding=embedding,
+        **(structured_fields(raw, words, context, _topic_vector(embedding, language)) if structured else {}),
     )
     if isinstance(raw, RawArticle):
         return EnrichedArticle(id=raw.id, raw=raw, enrichment=enrichment)

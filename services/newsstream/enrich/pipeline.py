@@ -22,6 +22,8 @@ from newsstream.enrich.tokens import is_arabic, norm, tokens
 from newsstream.enrich.urgency import URGENCY_VERSION, urgency
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from newsstream.enrich.ner_context import TextContext
 
 __all__ = ["ENRICH_VERSION", "versions", "find_entities", "parse_attribution", "enrich_fields"]
@@ -48,10 +50,16 @@ def versions() -> dict[str, str]:
         "ner": _ner.get_tagger().version,
         "ner_context": _ner.get_context_tagger().version,  # sentences read in context (with embeddings on)
         "topics": get_topic_model().version,
+        "topics_vectors": _topic_head_version(),  # articles' topics read with their vector (with embeddings on)
         "quotes": QUOTES_VERSION,
         "times": TIMES_VERSION,
         "urgency": URGENCY_VERSION,
     }
+
+
+def _topic_head_version() -> str:
+    head = get_topic_model().head
+    return head.version if head is not None else "none"
 
 
 def _entity(gaz, eid: str | None) -> dict:
@@ -216,10 +224,12 @@ def parse_attribution(attribution: str) -> dict:
 
 def enrich_fields(kind: str, *, text: str, title: str = "", attribution: str | None = None,
                   published_at: datetime | None = None, word_count: int = 0,
-                  context: TextContext | None = None, title_context: TextContext | None = None) -> dict:
+                  context: TextContext | None = None, title_context: TextContext | None = None,
+                  topic_vector: np.ndarray | None = None) -> dict:
     """Optional ``Enrichment`` fields of one item (``kind`` 'article' or 'ticker');
     ``context``/``title_context``: the encoder's states of the text and the title,
-    which the entity tagger reads (``item.enrich_batch``)."""
+    which the entity tagger reads (``item.enrich_batch``); ``topic_vector``: an
+    article's vector (``embedding.centred_unit``), which the topic model reads."""
     body_field = "body" if kind == "article" else "text"
     entities, nisba = find_entities(text, body_field, context=context)
     if title:
@@ -231,7 +241,7 @@ def enrich_fields(kind: str, *, text: str, title: str = "", attribution: str | N
         for k in ("speaker_start", "speaker_end"):
             q.pop(k, None)
     times = [dict(t, field=body_field) for t in find_times(text, published_at)]
-    topics = classify(title, text)
+    topics = classify(title, text, vector=topic_vector if kind == "article" else None)
     attr = None
     if attribution:
         attr = parse_attribution(attribution)

@@ -26,8 +26,10 @@ def _read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
-def eval_topics(path: Path) -> dict:
-    """Top-1 predictions of the topic model against ``iptc`` gold codes."""
+def eval_topics(path: Path, embeddings: bool = False) -> dict:
+    """Top-1 predictions of the topic model against ``iptc`` gold codes; with
+    ``embeddings`` (the worker's NEWSSTREAM_EMBEDDINGS), each article embedded
+    as the worker embeds it and read by the stacked head, as the worker does."""
     from newsstream.enrich.iptc import get_topic_model
     from newsstream.evaluation.scoring import macro_f1
 
@@ -35,9 +37,16 @@ def eval_topics(path: Path) -> dict:
     model = get_topic_model()
     rows = _read_jsonl(path)
     gold = [r["iptc"] for r in rows]
-    pred = [model.predict(r.get("title") or "", r.get("text") or r.get("body") or "") for r in rows]
+    docs = [(r.get("title") or "", r.get("text") or r.get("body") or "") for r in rows]
+    vectors: list = [None] * len(docs)
+    with_vectors = embeddings and model.head is not None
+    if with_vectors:
+        from newsstream.evaluation.stories import article_vectors
+
+        vectors = list(article_vectors([(title, text or title or "-") for title, text in docs]))
+    pred = [model.predict(title, text, vector) for (title, text), vector in zip(docs, vectors)]
     res = macro_f1(gold, pred)
-    res["model"] = model.version
+    res["model"] = model.version + (f" + {model.head.version} with vectors" if with_vectors else "")
     res["seconds"] = round(time.perf_counter() - t0, 2)
     return res
 

@@ -28,8 +28,7 @@ from newsstream.dedup.stories import (
     pair_similarity,
     vector_similarity,
 )
-from newsstream.dedup.vectors import int8_vector, unit
-from newsstream.enrich.embedding import ARTICLE_TOKENS, centred, embed
+from newsstream.enrich.embedding import ARTICLE_TOKENS, centred_unit, embed
 from newsstream.enrich.item import language_sample
 from newsstream.evaluation.stream_replay import (
     Pipeline,
@@ -297,15 +296,21 @@ def eval_stream(
 def worker_vectors(texts: Sequence[str], article_tokens: int) -> np.ndarray:
     """Each text's vector as stage 3 compares it: embedded as the worker embeds an article
     (int8 round trip included), centred on the detected language, unit length; one row per text."""
+    return article_vectors([("", text) for text in texts], article_tokens)
+
+
+def article_vectors(articles: Sequence[tuple[str, str]], article_tokens: int = ARTICLE_TOKENS) -> np.ndarray:
+    """:func:`worker_vectors` of ``(title, text)`` articles, embedded as the worker
+    embeds them (the title, then the text, up to ``article_tokens`` tokens)."""
     now = datetime.now(UTC)
     rows: list[np.ndarray] = []
-    for start in range(0, len(texts), 64):
-        chunk = texts[start:start + 64]
-        raws = [RawArticle(id=f"text-{start + n}", source="eval", body=text, fetched_at=now) for n, text in enumerate(chunk)]
+    for start in range(0, len(articles), 64):
+        chunk = articles[start:start + 64]
+        raws = [RawArticle(id=f"text-{start + n}", source="eval", title=title, body=text, fetched_at=now)
+                for n, (title, text) in enumerate(chunk)]
         for raw, embedding in zip(raws, embed(raws, article_tokens)):
-            language = detect_language(language_sample(raw))[0]
-            rows.append(unit(centred(int8_vector(embedding.vector), language)))
-        print(f"\rembedded {len(rows)}/{len(texts)} texts", end="", file=sys.stderr, flush=True)
+            rows.append(centred_unit(embedding, detect_language(language_sample(raw))[0]))
+        print(f"\rembedded {len(rows)}/{len(articles)} texts", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     return np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
 
