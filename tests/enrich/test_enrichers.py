@@ -259,7 +259,7 @@ def test_eval_entities_command(tmp_path: Path) -> None:
         assert set(res["per_type"]) == {"PERS", "LOC", "ORG"}
         assert res["f1"] == 1.0
         # the default reads the text in context, as the worker does with embeddings on
-        assert res["context_tokens"] == (0 if "--context-tokens" in args else 256)
+        assert res["context_tokens"] == (0 if "--context-tokens" in args else 128)
 
 
 # -- model files ------------------------------------------------------------------------

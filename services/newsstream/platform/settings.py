@@ -81,10 +81,15 @@ class Settings(BaseSettings):
         description="Sentence vectors (multilingual-e5-small) on every item, used by stories. Off: today's lexical stories, no vector field.",
     )
     embedding_article_tokens: int = Field(default=128, ge=8, le=512, description="Tokens of an article's title and lead that are embedded.")
+    # 128: the vector's window, read in context at no extra cost. Each further
+    # token costs six encoder layers (0.28-0.4 ms of CPU by machine): 256
+    # gives long articles +0.003 F1 and median ones about +0.01, and an
+    # article 190 ms of CPU on a machine without AVX-512, past the 150 ms budget.
     ner_context_tokens: int = Field(
-        default=256, ge=0, le=4096,
+        default=128, ge=0, le=4096,
         description="With embeddings: encoder tokens of each text (a line, a headline, a body's start) the entity tagger "
-                    "reads in context (about 0.28 ms of CPU a token). 0: the tagger's own features only.",
+                    "reads in context; the first 128 come with the vector, each further one costs about 0.3 ms of CPU. "
+                    "0: the tagger's own features only.",
     )
     # Stage 3 of the worker: near-duplicates, ticker threads across fetches, stories.
     stories_enabled: bool = Field(
