@@ -134,9 +134,10 @@ class TopicModel:
         return {c: float(s) for c, s in zip(self.classes, self.probabilities(title, text, vector))}
 
     def predict(self, title: str, text: str, vector: np.ndarray | None = None) -> str:
-        if vector is None or self.head is None:
-            return self.classes[int(np.argmax(self.margins(title, text)))]
-        return self.classes[int(np.argmax(self.probabilities(title, text, vector)))]
+        """The best class: by the head's probabilities with a vector, else by the margins."""
+        with_head = vector is not None and self.head is not None
+        best = self.probabilities(title, text, vector) if with_head else self.margins(title, text)
+        return self.classes[int(np.argmax(best))]
 
 
 _model: TopicModel | None = None

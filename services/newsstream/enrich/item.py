@@ -117,8 +117,9 @@ def structured_fields(raw: RawArticle | RawTickerItem, words: int, context: Text
         return {}
 
 
-def _topic_vector(embedding: Embedding | None, language: str) -> np.ndarray | None:
-    if embedding is None:
+def _topic_vector(raw: RawArticle | RawTickerItem, embedding: Embedding | None, language: str) -> np.ndarray | None:
+    """An article's vector as the topic model reads it (lines keep the text model: none for them)."""
+    if embedding is None or not isinstance(raw, RawArticle):
         return None
     from newsstream.enrich.embedding import centred_unit
 
@@ -180,7 +181,7 @@ def enrich(
         processed_at=processed_at,
         pipeline_version=PIPELINE_VERSION,
         embedding=embedding,
-        **(structured_fields(raw, words, context, _topic_vector(embedding, language)) if structured else {}),
+        **(structured_fields(raw, words, context, _topic_vector(raw, embedding, language)) if structured else {}),
     )
     if isinstance(raw, RawArticle):
         return EnrichedArticle(id=raw.id, raw=raw, enrichment=enrichment)
