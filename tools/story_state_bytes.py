@@ -6,8 +6,9 @@ Replays the stream as ``newsstream eval stream`` does (same pipeline, same
 order) and breaks the JSON of the final story state (what the changelog
 topic holds: ``story_changelog_bytes_per_item``) down by key kind (``s:``,
 ``i:``, ``h:``, ``w:``, ``d:``, ``e:``, ``n``), by story field and by profile
-field, in bytes per item replayed. ``--placements`` writes each item's story
-id, similarity and joined_by (one JSON line per item), to compare two code
+field, in bytes per item replayed, and the near-duplicate changelog's two
+tables (``items``, ``common``). ``--placements`` writes each item's story
+id, similarity, joined_by and near-duplicate verdict (one JSON line per item), to compare two code
 versions item by item. Enrichment is most of the time: ``--cache`` keeps the
 enriched items (pickle) so that the next replay runs stage 3 alone.
 """
@@ -124,7 +125,8 @@ def main() -> None:
         placed = pipeline.placement.place(item, exact_of)
         story = placed.story
         lines.append(orjson.dumps({"id": item.raw.id, "story_id": story.story_id, "similarity": story.similarity,
-                                   "joined_by": story.joined_by, "duplicate_of": placed.near.duplicate_of}))
+                                   "joined_by": story.joined_by, "duplicate_of": placed.near.duplicate_of,
+                                   "near_similarity": placed.near.similarity, "near_matched": placed.near.matched}))
         events.append(b"null" if story.event is None else story.event.model_dump_json().encode())
     if args.placements is not None:
         args.placements.write_bytes(b"\n".join(lines) + b"\n")
@@ -132,7 +134,11 @@ def main() -> None:
         args.events.write_bytes(b"\n".join(events) + b"\n")
     if args.state is not None:
         args.state.write_bytes(orjson.dumps(pipeline.stories.state))
-    print(orjson.dumps(breakdown(pipeline.stories.state, len(enriched)), option=orjson.OPT_INDENT_2).decode())
+    report = breakdown(pipeline.stories.state, len(enriched))
+    near = pipeline.placement.near  # its band index is rebuilt after a restart, not changelogged
+    report["near_dup_changelog_per_item"] = {name: round(sum(_size(k) + _size(v) for k, v in table.items()) / len(enriched), 1)
+                                             for name, table in (("items", near.items), ("common", near.common))}
+    print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ from newsstream.dedup.neardup import (
     band_keys,
     estimate_jaccard,
     jaccard,
-    low16,
+    legacy_common_key,
+    low8,
     lsh_params,
     partition_for_band,
     shingles,
@@ -248,24 +249,25 @@ def test_datasketch_and_rensa_estimate_the_same_jaccard() -> None:
         assert abs(est - exact) < 0.12, backend
 
 
-def test_signatures_are_stored_as_16_bit_values() -> None:
+def test_signatures_are_stored_as_8_bit_values() -> None:
     index = NearDupIndex()
     near(index, "a1", WIRE_BODY)
     packed = index.items["a1"][2]  # type: ignore[index]
-    assert len(packed) == 344 and len(base64.b64decode(packed)) == 2 * index.config.num_perm
+    assert len(packed) == 172 and len(base64.b64decode(packed)) == index.config.num_perm
     full = signature(shingles(normalize_text(WIRE_BODY)))
-    assert np.array_equal(np.frombuffer(base64.b64decode(packed), dtype="<u2"), np.asarray(full) & 0xFFFF)
+    assert np.array_equal(np.frombuffer(base64.b64decode(packed), dtype="u1"), np.asarray(full) & 0xFF)
 
 
-def test_a_32_bit_signature_stored_before_16_bit_ones_is_still_read() -> None:
-    """A running deployment's changelog holds 32-bit signatures: they are cut to 16 bits on read."""
+@pytest.mark.parametrize("width", [4, 2], ids=["32-bit", "16-bit"])
+def test_wider_signatures_stored_before_8_bit_ones_are_still_read(width: int) -> None:
+    """A running deployment's changelog holds 32-bit or 16-bit signatures: they are cut to 8 bits on read."""
     index = NearDupIndex()
     near(index, "a1", WIRE_BODY)
     old_format = NearDupIndex()
     near(old_format, "a1", WIRE_BODY)
-    full = signature(shingles(normalize_text(WIRE_BODY)))
-    old_format.items["a1"][2] = base64.b64encode(np.asarray(full, dtype="<u4").tobytes()).decode()  # type: ignore[index]
-    assert len(base64.b64decode(old_format.items["a1"][2])) == 512  # type: ignore[index]
+    full = np.asarray(signature(shingles(normalize_text(WIRE_BODY))), dtype="<u4")
+    old_format.items["a1"][2] = base64.b64encode(full.astype(f"<u{width}").tobytes()).decode()  # type: ignore[index]
+    assert len(base64.b64decode(old_format.items["a1"][2])) == 128 * width  # type: ignore[index]
     old_format.bands.clear()
     assert old_format.rebuild_bands() == 1
     assert {k: list(v) for k, v in old_format.bands.items()} == {k: list(v) for k, v in index.bands.items()}
@@ -274,11 +276,14 @@ def test_a_32_bit_signature_stored_before_16_bit_ones_is_still_read() -> None:
     assert near(old_format, "a2", LIGHT_EDIT_BODY, at=60) == expected
 
 
-def test_the_estimate_compares_the_low_16_bits() -> None:
-    a = array("I", [0x0001_0005, 7, 9, 11])
-    b = array("I", [0x0002_0005, 7, 10, 12])  # first slot differs in its high bits only
-    assert estimate_jaccard(a, b) == 0.5
-    assert band_keys(a, 1, 4, "k") == band_keys(low16(a), 1, 4, "k")
+def test_the_estimate_compares_the_low_8_bits_and_takes_out_chance_equality() -> None:
+    a = array("I", [0x0001_0105, 7, 9, 11])
+    b = array("I", [0x0002_0205, 7, 10, 12])  # first slot differs in bits above the low 8 only
+    chance = 1 / 256
+    assert estimate_jaccard(a, b) == round((0.5 - chance) / (1 - chance), 4)
+    assert estimate_jaccard(a, a) == 1.0
+    assert estimate_jaccard(a, array("I", [1, 2, 3, 4])) == 0.0  # not below zero
+    assert band_keys(a, 1, 4, "k") == band_keys(low8(a), 1, 4, "k")
 
 
 def test_an_original_is_stored_without_an_empty_verdict_and_old_six_field_values_are_read() -> None:
@@ -300,3 +305,33 @@ def test_an_original_is_stored_without_an_empty_verdict_and_old_six_field_values
     assert near(index, "a3", LIGHT_EDIT_BODY, at=1_764_057_720.0) == ("a1", 1.0, "a2")
     assert index.items["a3"][3:] == ["a1", 1.0, "a2"]  # type: ignore[index]  # matched another: kept
     assert index.stored_verdict("a3") == ("a1", 1.0, "a2") and index.stored_verdict("zz") is None
+
+
+def test_boilerplate_counts_under_the_older_long_keys_are_read_and_moved() -> None:
+    """State written before the short sentence keys (``article:<hex>``) keeps counting: a deployment
+    that upgrades does not forget its boilerplate, and each old key is moved when next counted."""
+    texts = [f"{body} {BOILERPLATE}" for body in (FOOTBALL_BODY, WATER_BODY, OTHER_STORY_BODY)]
+    fresh = NearDupIndex(NearDupConfig(boilerplate_min_items=2))
+    for i, t in enumerate(texts[:2]):
+        near(fresh, f"s{i}", t, at=60.0 * i, source="site")
+    assert fresh.common and all(len(k) == 12 and k[0] == "a" for k in fresh.common)
+
+    upgraded = NearDupIndex(NearDupConfig(boilerplate_min_items=2))
+    upgraded.items.update(fresh.items)
+    upgraded.rebuild_bands()
+    upgraded.common.update({legacy_common_key(k): v for k, v in fresh.common.items()})
+    old_keys = set(upgraded.common)
+    assert all(k.startswith("article:") and len(k) == 24 for k in old_keys)
+
+    _, writes_fresh = fresh.check_and_add("s2", "article", normalize_text(texts[2]), now=120.0, source="site")
+    verdict, writes = upgraded.check_and_add("s2", "article", normalize_text(texts[2]), now=120.0, source="site")
+    assert verdict == fresh.stored_verdict("s2")
+    assert upgraded.items["s2"] == fresh.items["s2"]  # the footer was left out alike: same signature
+    counted = {w.key for w in writes_fresh if w.table == "common"}  # the sentences of s2, its footer among them
+    assert any(fresh.common[k][0] == 3 for k in counted)  # the footer, carried by all three
+    # Each count carried over: the ones s2 counted moved to the short key, the others wait under the old one.
+    assert {k: upgraded.common.get(k, upgraded.common.get(legacy_common_key(k))) for k in fresh.common} == fresh.common
+    assert all((k in upgraded.common) == (k in counted) for k in fresh.common)
+    moved = {w.key for w in writes if w.table == "common" and w.value is None}
+    assert moved == {legacy_common_key(k) for k in counted} & old_keys and not moved & set(upgraded.common)
+    assert [w for w in writes if w.value is not None] == [w for w in writes_fresh if w.value is not None]
