@@ -101,6 +101,30 @@ def test_features_of_unknown_names() -> None:
     assert any(f.startswith("k2048=") for f in ner.word_features("الحكومة")[0])
 
 
+def test_words_carry_the_cluster_of_their_mean_encoder_state() -> None:
+    """encoder_clusters.json.gz: what the encoder knows of a word, by a look-up. Cities group
+    together and apart from institutions; the plain tagger weighs the clusters, the tagger in
+    context learnt without them."""
+    tagger = ner.get_tagger()
+
+    def clusters(word: str) -> dict[str, str]:
+        return dict(f.split("=") for f in ner.word_features(word)[0] if ner.encoder_cluster_feature(f))
+
+    cairo, beirut, baghdad, government = (clusters(w) for w in ("القاهرة", "بيروت", "بغداد", "الحكومة"))
+    assert set(cairo) == {"e64", "e256", "e1024"}
+    assert cairo == beirut == baghdad
+    assert cairo["e64"] != government["e64"]
+    assert "ولبيروت" not in ner._ENC[0]
+    assert clusters("ولبيروت") == beirut  # a form not in the lexicon: clitics stripped, as for the word clusters
+    assert clusters("زززقققللل") == {"e": "none"}
+    # the neighbours at -1 and +1 see the word's 256-cluster
+    _, neighbours, _, _ = ner.word_features("القاهرة")
+    assert f"e-1={cairo['e256']}" in neighbours[ner.OFFSETS.index(-1)]
+    assert f"e1={cairo['e256']}" in neighbours[ner.OFFSETS.index(1)]
+    assert any(ner.encoder_cluster_feature(a) for a in tagger.attr_index)
+    assert not any(ner.encoder_cluster_feature(a) for a in ner.get_context_tagger().attr_index)
+
+
 def test_documents_and_product_tags() -> None:
     sents = [["a"] * 10] * 5
     assert documents(sents, 2) == [(0, 2), (2, 4), (4, 5)]
