@@ -127,6 +127,7 @@ def _encoder_word_sums(part: int, parts: int):  # type: ignore[no-untyped-def]
 
     from newsstream.enrich.ner_context import word_states
     from newsstream.enrich.tokens import TOKEN_RE, norm
+    from newsstream.evaluation.scoring import join_words
 
     docs = [TOKEN_RE.findall(text)[:ENCODER_DOC_WORDS] for text in _cluster_texts()][part::parts]
     index: dict[str, int] = {}
@@ -134,7 +135,7 @@ def _encoder_word_sums(part: int, parts: int):  # type: ignore[no-untyped-def]
     counts = np.zeros(400_000, np.int32)
     t = time.time()
     for b in range(0, len(docs), 16):
-        for toks, states in zip(docs[b:b + 16], word_states([_joined(toks) for toks in docs[b:b + 16]])):
+        for toks, states in zip(docs[b:b + 16], word_states([join_words(toks) for toks in docs[b:b + 16]])):
             for w, state in zip(toks, states):
                 i = index.setdefault(norm(w), len(index))
                 if state.any():
@@ -200,15 +201,6 @@ def _cluster_docs() -> list[list[str]]:
     from newsstream.enrich.tokens import TOKEN_RE, norm
 
     return [[norm(t) for t in TOKEN_RE.findall(text)] for text in _cluster_texts()]
-
-
-def _joined(words: list[str]) -> tuple[str, list[tuple[int, int]]]:
-    """Words joined by spaces, as the tagger's states are read, and each word's char span."""
-    spans, pos = [], 0
-    for w in words:
-        spans.append((pos, pos + len(w)))
-        pos += len(w) + 1
-    return " ".join(words), spans
 
 
 # --------------------------------------------------------------------------
@@ -341,7 +333,7 @@ def _anercorp_states():
     import numpy as np
 
     from newsstream.enrich.ner_context import word_states
-    from newsstream.evaluation.scoring import documents
+    from newsstream.evaluation.scoring import documents, join_words
 
     toks = [t for t, _ in _anercorp()]
     bounds = np.cumsum([0] + [len(t) for t in toks])
@@ -351,7 +343,7 @@ def _anercorp_states():
     else:
         t, rows = time.time(), []
         for a, b in documents(toks):
-            rows += word_states([_joined([w for sent in toks[a:b] for w in sent])])
+            rows += word_states([join_words([w for sent in toks[a:b] for w in sent])])
         flat = np.concatenate(rows)
         print(f"  word states of {len(flat)} words: {time.time() - t:.0f}s", flush=True)
         if cache:

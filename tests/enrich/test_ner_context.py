@@ -14,6 +14,7 @@ from newsstream.enrich import ner, pipeline
 from newsstream.enrich.embedding import embed, embed_in_context, embedding_text, get_encoder, text_base
 from newsstream.enrich.item import enrich, enrich_batch
 from newsstream.enrich.ner_context import WINDOW_TOKENS, word_states
+from newsstream.evaluation.scoring import join_words
 
 SENTS = [
     ["قال", "الرئيس", "الأمريكي", "جورج", "بوش", "في", "واشنطن", "."],
@@ -22,21 +23,13 @@ SENTS = [
 ]
 
 
-def _text_spans(words: list[str]) -> tuple[str, list[tuple[int, int]]]:
-    spans, pos = [], 0
-    for w in words:
-        spans.append((pos, pos + len(w)))
-        pos += len(w) + 1
-    return " ".join(words), spans
-
-
 def _states(sents: list[list[str]]) -> list[np.ndarray]:
-    return word_states([_text_spans(s) for s in sents])
+    return word_states([join_words(s) for s in sents])
 
 
 def test_word_states_are_each_words_first_subword_after_layer_six() -> None:
     enc = get_encoder()
-    text, spans = _text_spans(SENTS[0])
+    text, spans = join_words(SENTS[0])
     ids, offsets = enc.tokenize(text)
     layer6 = enc.forward([[enc.tokenizer.bos] + ids + [enc.tokenizer.eos]], layers=6)[0]
     (rows,) = word_states([(text, spans)])
@@ -55,7 +48,7 @@ def test_batched_texts_get_the_states_each_gets_alone() -> None:
 
 def test_the_token_budget_bounds_which_words_get_a_state() -> None:
     words = ["كلمة"] * 30 + SENTS[1] * 30  # several windows
-    text, spans = _text_spans(words)
+    text, spans = join_words(words)
     (whole,) = word_states([(text, spans)])
     assert whole.any(axis=1).all()  # every word, across windows of WINDOW_TOKENS
     assert len(get_encoder().tokenize(text)[0]) > 2 * WINDOW_TOKENS

@@ -7,6 +7,16 @@ from newsstream.enrich.ner import bio_spans
 TYPES = ("PERS", "LOC", "ORG")
 
 
+def join_words(words: list[str]) -> tuple[str, list[tuple[int, int]]]:
+    """Words joined by single spaces, as a tokenised corpus is given to the
+    pipeline, and each word's char span in that text."""
+    spans, pos = [], 0
+    for w in words:
+        spans.append((pos, pos + len(w)))
+        pos += len(w) + 1
+    return " ".join(words), spans
+
+
 def document_tags(sents: list[list[str]], gazetteer: bool = True, context_tokens: int = 0) -> list[list[str]]:
     """BIO tags that the product gives the sentences (token lists) of one
     document: the text is the tokens joined by spaces and goes through the
@@ -22,13 +32,8 @@ def document_tags(sents: list[list[str]], gazetteer: bool = True, context_tokens
     from newsstream.enrich import ner
     from newsstream.enrich.pipeline import NER_MAX_CHARS, find_entities
 
-    starts, ends, pos = [], [], 0
-    for toks in sents:
-        for t in toks:
-            starts.append(pos)
-            ends.append(pos + len(t))
-            pos += len(t) + 1
-    text = " ".join(t for toks in sents for t in toks)
+    text, spans = join_words([t for toks in sents for t in toks])
+    starts, ends = [s for s, _ in spans], [e for _, e in spans]
     if len(text) > NER_MAX_CHARS and len(sents) > 1:
         # the pipeline tags the first NER_MAX_CHARS of a body: score longer
         # documents as two consecutive ones rather than untagged
