@@ -427,17 +427,63 @@ O_BIAS = float(os.environ.get("NER_O_BIAS", 0.0))
 STACK_PARTS = 2
 
 
+# Distillation: the plain tagger's first stage also learns from unlabelled
+# news tagged by the tagger in context with every word in context (the best
+# tagger, 0.80, too dear to run on every word at run time), so it meets the
+# names and contexts of the news it will tag, beyond ANERcorp's 4,004
+# sentences (data/ner_crf.md). Leads (title and first sentences) of every
+# k-th unlabelled text, one encoder window each.
+SILVER_TEXTS = 2000
+SILVER_TOKENS = 150
+_SILVER: dict = {}  # set of rows -> silver (tokens, tags) sentences for its first stage (fork-inherited)
+
+
+def _silver_docs() -> list[tuple]:
+    """(words, an array of their encoder states) of the first SILVER_TOKENS tokens of
+    SILVER_TEXTS unlabelled news texts (every k-th of ``_cluster_texts``)."""
+    from newsstream.enrich.ner_context import word_states
+    from newsstream.enrich.tokens import tokens
+
+    texts = _cluster_texts()
+    docs = []
+    for text in texts[::max(1, len(texts) // SILVER_TEXTS)][:SILVER_TEXTS]:
+        toks = tokens(text)[:SILVER_TOKENS]
+        if toks:
+            docs.append((text[:toks[-1][2]], toks))
+    t, states = time.time(), []
+    for b in range(0, len(docs), 16):
+        states += word_states([(text, [(s, e) for _, s, e in toks]) for text, toks in docs[b:b + 16]])
+    print(f"  silver texts: {len(docs)}, encoded in {time.time() - t:.0f}s", flush=True)
+    return [([w for w, _, _ in toks], st) for (_, toks), st in zip(docs, states)]
+
+
+def _silver_sentences(context_model: dict, docs) -> list[tuple[list[str], list[str]]]:  # type: ignore[no-untyped-def]
+    """The sentences of the silver texts with the tags the pipeline gives them
+    with every word in context (``ner.tag_sentences``), by ``context_model``."""
+    ner = _ner_setup()
+    ner._tagger = ner._context_tagger = ner.Tagger(context_model)  # every word has a state: the plain one is not used
+    out = []
+    for words, states in docs:
+        bounds = ner.split_sentences(words)
+        sents = [words[a:b] for a, b in bounds]
+        out += [(s, tg) for s, tg in zip(sents, ner.tag_sentences(sents, [states[a:b] for a, b in bounds])) if s]
+    ner._tagger = ner._context_tagger = None
+    return out
+
+
 def _stage1_job(job):
     """(set, kind, training rows, rows to tag) -> (set, kind, model or None, rows, tags)."""
     f, kind, train_idx, pred_idx = job
     ner = _ner_setup()
     sents = _anercorp()
     t = time.time()
-    model = _train_crf([sents[i] for i in train_idx], ner, feats=[_row_features(i, sents, ner, f) for i in train_idx])
+    silver = _SILVER.get(f, [])
+    feats = [_row_features(i, sents, ner, f) for i in train_idx] + [[dict.fromkeys(x, 1.0) for x in ner.token_features(s)] for s, _ in silver]
+    model = _train_crf([sents[i] for i in train_idx] + silver, ner, feats=feats)
     tagger = ner.Tagger(model)
     tagger.o_bias = O_BIAS
     tags = _tag_rows(tagger, pred_idx, sents, f) if pred_idx else []
-    print(f"  stage 1, set {f} {kind}: {len(train_idx)} sentences, {time.time() - t:.0f}s", flush=True)
+    print(f"  stage 1, set {f} {kind}: {len(train_idx)} + {len(silver)} silver sentences, {time.time() - t:.0f}s", flush=True)
     return f, kind, (model if kind == "stage1" else None), pred_idx, tags
 
 
@@ -469,14 +515,18 @@ def _stage2_job(job):
     return f, model
 
 
-def _train_stacked(train_sets: list[list[int]], procs: int, context: bool) -> list[dict]:
+def _train_stacked(train_sets: list[list[int]], procs: int, context: bool,
+                   silver: list[list[tuple[list[str], list[str]]]] | None = None) -> list[dict]:
     """One stacked model per set of ANERcorp rows: the first stage trained on
     all of the set, the second on the set with jackknifed first-stage tags;
     with ``context``, both with the context probe's probabilities, the probe
-    in the model."""
+    in the model; with ``silver``, each set's first stages also learn from its
+    silver sentences."""
     from multiprocessing import get_context
 
     _CONTEXT.clear()
+    _SILVER.clear()
+    _SILVER.update(enumerate(silver or []))
     if context:
         sents = _anercorp()
         states = _anercorp_states()
@@ -525,19 +575,28 @@ def _set_o_bias(model: dict, bias: float) -> None:
 
 def build_ner(procs: int = int(os.environ.get("NER_PROCS", 2)),
               which: tuple[str, ...] = tuple(os.environ.get("NER_MODELS", "plain,context").split(","))) -> None:
-    """The plain tagger (ner_crf.json.gz) and the tagger in context
-    (ner_crf_context.json.gz); ``NER_MODELS=plain`` or ``context``: one of them."""
+    """The tagger in context (ner_crf_context.json.gz), then the plain tagger
+    (ner_crf.json.gz), which learns from silver sentences tagged by it;
+    ``NER_MODELS=plain`` or ``context``: one of them (the plain tagger then
+    reads the tagger in context from its file)."""
     ner = _ner_setup()
-    for context, version, path in ((False, ner.NER_VERSION, DATA / "ner_crf.json.gz"),
-                                   (True, ner.NER_CONTEXT_VERSION, ner.CONTEXT_MODEL)):
-        if ("context" if context else "plain") not in which:
-            continue
-        (model,) = _train_stacked([list(range(len(_anercorp())))], procs, context)
-        if not context:
-            _set_o_bias(model, PLAIN_DECODE_O_BIAS)
-        model["version"] = version
-        dump_gz(model, path)
-        print(f"{path.name}: %d labels, %d + %d attributes" % (len(model["labels"]), len(model["state"]), len(model["stage2"]["state"])))
+    rows = list(range(len(_anercorp())))
+    if "context" in which:
+        (context,) = _train_stacked([rows], procs, True)
+        context["version"] = ner.NER_CONTEXT_VERSION
+        _dump_tagger(context, ner.CONTEXT_MODEL)
+    if "plain" in which:
+        with gzip.open(ner.CONTEXT_MODEL, "rt", encoding="utf-8") as fh:
+            silver = _silver_sentences(json.load(fh), _silver_docs())
+        (model,) = _train_stacked([rows], procs, False, [silver])
+        _set_o_bias(model, PLAIN_DECODE_O_BIAS)
+        model["version"] = ner.NER_VERSION
+        _dump_tagger(model, DATA / "ner_crf.json.gz")
+
+
+def _dump_tagger(model: dict, path: Path) -> None:
+    dump_gz(model, path)
+    print(f"{path.name}: %d labels, %d + %d attributes" % (len(model["labels"]), len(model["state"]), len(model["stage2"]["state"])))
 
 
 CV_CONTEXT_BUDGETS = [int(n) for n in os.environ.get("NER_CV_BUDGETS", "128,256,512").split(",") if n]
@@ -554,14 +613,18 @@ def ner_cv(folds: int = 5, procs: int = int(os.environ.get("NER_CV_PROCS", 2))) 
     n = len(sents)
     train_sets = [[i for i in range(n) if not n * k // folds <= i < n * (k + 1) // folds] for k in range(folds)]
     models: dict[bool, dict[int, dict]] = {}
-    for context in (False, True):
+    for context in (True, False):  # the plain fold models learn from silver sentences tagged by the context ones
         # files to keep the fold models in (re-scoring without retraining)
         cache = os.environ.get("NER_CV_CONTEXT_MODELS" if context else "NER_CV_MODELS")
         if cache and Path(cache).exists():
             with gzip.open(cache, "rt", encoding="utf-8") as fh:
                 models[context] = {int(k): m for k, m in json.load(fh).items()}
         else:
-            models[context] = dict(enumerate(_train_stacked(train_sets, procs, context)))
+            silver = None
+            if not context:
+                docs = _silver_docs()
+                silver = [_silver_sentences(models[True][k], docs) for k in range(folds)]
+            models[context] = dict(enumerate(_train_stacked(train_sets, procs, context, silver)))
             if cache:
                 dump_gz(models[context], Path(cache))
     for m in models[False].values():  # the plain tagger decodes as shipped
