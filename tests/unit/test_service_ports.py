@@ -82,3 +82,19 @@ def test_newsstream_broker_listens_where_the_other_commands_look() -> None:
     assert bootstrap_port("localhost:9092") == 9092
     assert bootstrap_port("127.0.0.1:19092,127.0.0.1:29092") == 19092
     assert bootstrap_port("kafka") == 9092 and bootstrap_port("[::1]:9093") == 9093
+
+
+def test_free_ports_are_outside_the_ephemeral_range() -> None:
+    """An outgoing connection takes its local port from the ephemeral range; a
+    listener's port picked there could be taken before the listener binds it."""
+    import socket
+
+    from newsstream.platform.broker import EPHEMERAL_PORTS, free_port, listen_port_range
+
+    low, high = (int(p) for p in EPHEMERAL_PORTS.read_text().split())
+    assert listen_port_range() is not None
+    ports = {free_port() for _ in range(20)}
+    assert all(not low <= p <= high for p in ports)
+    assert len(ports) > 1  # picked at random: two services asking at once get different ports
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", ports.pop()))  # and free

@@ -7,6 +7,7 @@ production runs Apache Kafka (see docker-compose.yml and deploy/).
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -21,7 +22,33 @@ class BrokerError(InfrastructureError):
     """The embedded broker could not be started or stopped."""
 
 
+EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def listen_port_range() -> range | None:
+    """Ports to pick listeners' ports from: below the kernel's ephemeral range
+    (None where it is unknown, not Linux, or leaves no room)."""
+    try:
+        low, _ = (int(p) for p in EPHEMERAL_PORTS.read_text().split())
+    except (OSError, ValueError):
+        return None
+    return range(20_000, low) if low - 20_000 >= 1_000 else None
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on, for a listener about to start. Picked outside
+    the ephemeral range where it can be: a port from that range can be taken as
+    the local port of any outgoing connection (a Kafka client's, say) between
+    this probe and the listener's bind, which made a worker fail to serve its
+    metrics ("address already in use") in a test."""
+    ports = listen_port_range()
+    for port in random.sample(ports, min(100, len(ports))) if ports else ():
+        with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
     with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
