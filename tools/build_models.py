@@ -464,9 +464,8 @@ def _silver_sentences(context_model: dict, docs) -> list[tuple[list[str], list[s
     ner._tagger = ner._context_tagger = ner.Tagger(context_model)  # every word has a state: the plain one is not used
     out = []
     for words, states in docs:
-        bounds = ner.split_sentences(words)
-        sents = [words[a:b] for a, b in bounds]
-        out += [(s, tg) for s, tg in zip(sents, ner.tag_sentences(sents, [states[a:b] for a, b in bounds])) if s]
+        bounds, tags = ner.tag_words(words, states)
+        out += [(words[a:b], tg) for (a, b), tg in zip(bounds, tags) if b > a]
     ner._tagger = ner._context_tagger = None
     return out
 
@@ -585,9 +584,11 @@ def build_ner(procs: int = int(os.environ.get("NER_PROCS", 2)),
         (context,) = _train_stacked([rows], procs, True)
         context["version"] = ner.NER_CONTEXT_VERSION
         _dump_tagger(context, ner.CONTEXT_MODEL)
-    if "plain" in which:
+    else:
         with gzip.open(ner.CONTEXT_MODEL, "rt", encoding="utf-8") as fh:
-            silver = _silver_sentences(json.load(fh), _silver_docs())
+            context = json.load(fh)
+    if "plain" in which:
+        silver = _silver_sentences(context, _silver_docs())
         (model,) = _train_stacked([rows], procs, False, [silver])
         _set_o_bias(model, PLAIN_DECODE_O_BIAS)
         model["version"] = ner.NER_VERSION

@@ -781,6 +781,13 @@ def tag_sentences(sents: list[list[str]], states: list[np.ndarray] | None = None
     return propagate(sents, [c_tags if c else p_tags for c, c_tags, p_tags in zip(covered, in_context, plain)])
 
 
+def tag_words(words: list[str], states: np.ndarray | None = None) -> tuple[list[tuple[int, int]], list[list[str]]]:
+    """The sentences of a text's words (:func:`split_sentences`) and their BIO
+    tags (:func:`tag_sentences`); ``states``: one row per word, or None."""
+    bounds = split_sentences(words)
+    return bounds, tag_sentences([words[a:b] for a, b in bounds], None if states is None else [states[a:b] for a, b in bounds])
+
+
 def tag_text(text: str, toks: list[tuple[str, int, int]] | None = None, context_tokens: int = 0,
              states: np.ndarray | None = None) -> list[tuple[str, int, int, str]]:
     """``(type, char_start, char_end, surface)`` of entities found in ``text``
@@ -793,11 +800,10 @@ def tag_text(text: str, toks: list[tuple[str, int, int]] | None = None, context_
     if toks is None:
         toks = tokens(text)
     words = [t[0] for t in toks]
-    bounds = split_sentences(words)
     out = []
     if states is None and context_tokens > 0 and words:
         (states,) = word_states([(text, [(s, e) for _, s, e in toks])], context_tokens)
-    tags = tag_sentences([words[a:b] for a, b in bounds], None if states is None else [states[a:b] for a, b in bounds])
+    bounds, tags = tag_words(words, states)
     for (a, _), tg in zip(bounds, tags):
         for typ, s, e in bio_spans(tg):
             cs, ce = toks[a + s][1], toks[a + e - 1][2]
