@@ -39,7 +39,7 @@ __all__ = ["token_features", "context_features", "ContextProbe", "Tagger", "get_
            "tag_text", "tag_sentences", "propagate", "NER_VERSION", "NER_CONTEXT_VERSION"]
 
 DATA = Path(__file__).parent / "data"
-NER_VERSION = "ner-crf-5"
+NER_VERSION = "ner-crf-6"
 # ner-crf-3's features (no encoder clusters: the states say more) with a context probe over the encoder's layer-6 word states
 NER_CONTEXT_VERSION = "ner-crf-ctx-1"
 
