@@ -565,8 +565,8 @@ def _train_stacked(train_sets: list[list[int]], procs: int, context: bool,
 # docs/experiments/2026-12-07-plain-tagger-decoding.md): the default pipeline
 # on articles 0.7790 / 0.7808 / 0.7830 / 0.7823 at 0.25 / 0.5 / 0.75 / 1; plain
 # on articles 0.7753 / 0.7772 / 0.7795 / 0.7785; sentence by sentence 0.7684 /
-# 0.7690 / 0.7694 / 0.7675. (ner-crf-4, without the silver: 0.770 at 0.5, 0.772 at 0.75 on
-# articles, but 0.759 and 0.756 sentence by sentence.)
+# 0.7690 / 0.7694 / 0.7675. (ner-crf-4, without the silver: 0.770 at 0.5 and
+# 0.772 at 0.75 on articles, but 0.759 and 0.756 sentence by sentence.)
 PLAIN_DECODE_O_BIAS = 0.75
 
 
